@@ -1,0 +1,154 @@
+"""The canonical event: the one record every source maps its input to.
+
+Field names follow the WorkOS audit-log event where they overlap. `EventInput`
+is what a producer may send; `Event` is what auditlake keeps and returns.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import msgspec
+
+Outcome = Literal["success", "failure"]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+class Actor(msgspec.Struct, forbid_unknown_fields=True):
+    """Who did it."""
+
+    id: str
+    type: str | None = None
+    name: str | None = None
+    email: str | None = None
+    ip: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class Target(msgspec.Struct, forbid_unknown_fields=True):
+    """What it was done to."""
+
+    id: str
+    type: str | None = None
+    name: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class Context(msgspec.Struct, forbid_unknown_fields=True):
+    """Where the request came from. WorkOS puts the client IP in `location`."""
+
+    location: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+
+
+class ErrorInfo(msgspec.Struct, forbid_unknown_fields=True):
+    """Why a failed action failed."""
+
+    code: str | None = None
+    message: str | None = None
+
+
+class EventInput(msgspec.Struct, forbid_unknown_fields=True):
+    """An event as a producer sends it (WorkOS or openstatus shape).
+
+    `timestamp` is the openstatus form of `occurred_at` (epoch milliseconds).
+    `tenant` is honoured only for admin keys.
+    """
+
+    action: str
+    id: str | None = None
+    occurred_at: datetime | None = None
+    timestamp: int | None = None
+    actor: Actor | None = None
+    targets: list[Target] = []
+    context: Context | None = None
+    outcome: Outcome | None = None
+    error: ErrorInfo | None = None
+    version: int = 1
+    metadata: dict[str, Any] | None = None
+    tenant: str | None = None
+
+
+class BatchInput(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of `POST /v1/events/batch`."""
+
+    events: list[EventInput]
+
+
+class Event(msgspec.Struct, frozen=True):
+    """An accepted event, as stored and returned."""
+
+    id: str
+    tenant: str
+    action: str
+    occurred_at: datetime
+    received_at: datetime
+    source: str
+    caller: str
+    outcome: Outcome = "success"
+    version: int = 1
+    actor: Actor | None = None
+    targets: list[Target] = []
+    context: Context | None = None
+    error: ErrorInfo | None = None
+    metadata: dict[str, Any] = {}
+    raw: Any = None
+
+
+class StoredEvent(msgspec.Struct, frozen=True):
+    """An event with the encoded bytes and index values a backend writes.
+
+    Normalization computes these once, so the group-commit writer does no
+    per-event Python work beyond binding parameters.
+    """
+
+    event: Event
+    body: bytes
+    occurred_us: int
+    received_us: int
+
+
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the Unix epoch for an aware datetime."""
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> datetime:
+    """The aware UTC datetime for microseconds since the Unix epoch."""
+    return EPOCH + timedelta(microseconds=micros)
+
+
+def search_text(event: Event) -> str:
+    """The words `q` searches: action, names, ids, emails and metadata values."""
+    words: list[str] = [event.id, event.action]
+    if event.actor is not None:
+        actor = event.actor
+        words += [w for w in (actor.id, actor.name, actor.email, actor.type) if w]
+        _collect_values(actor.metadata, words)
+    for target in event.targets:
+        words += [w for w in (target.id, target.name, target.type) if w]
+        _collect_values(target.metadata, words)
+    if event.error is not None:
+        words += [w for w in (event.error.code, event.error.message) if w]
+    _collect_values(event.metadata, words)
+    return " ".join(words)
+
+
+def _collect_values(value: Any, words: list[str]) -> None:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str):
+            words.append(node)
+        elif isinstance(node, int | float) and not isinstance(node, bool):
+            words.append(str(node))

@@ -1,0 +1,176 @@
+"""The search model: filters, ordering, limits and the opaque page cursor.
+
+Pure. Both the HTTP API and the CLI parse their parameters here, so a filter
+means the same thing everywhere and every backend receives a checked `Query`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Literal
+
+import msgspec
+
+from auditlake.core.event import to_micros
+from auditlake.errors import InvalidInput
+
+Order = Literal["asc", "desc"]
+ORDERS: dict[str, Order] = {"asc": "asc", "desc": "desc"}
+FILTER_NAMES = (
+    "action",
+    "actor_id",
+    "actor_type",
+    "target_id",
+    "target_type",
+    "outcome",
+    "source",
+    "since",
+    "until",
+    "q",
+)
+PAGING_NAMES = ("order", "limit", "cursor")
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 1000
+
+
+class Filters(msgspec.Struct, frozen=True):
+    """What to match. `action_prefix` comes from an `action` ending in `*`."""
+
+    action: str | None = None
+    action_prefix: str | None = None
+    actor_id: str | None = None
+    actor_type: str | None = None
+    target_id: str | None = None
+    target_type: str | None = None
+    outcome: str | None = None
+    source: str | None = None
+    since_us: int | None = None
+    until_us: int | None = None
+    q: str | None = None
+
+
+class Position(msgspec.Struct, frozen=True, array_like=True):
+    """Where a page ended: the sort key of its last event."""
+
+    occurred_us: int
+    seq: int
+
+
+class Query(msgspec.Struct, frozen=True):
+    """A checked search: one tenant, filters, order, page size, resume point."""
+
+    tenant: str
+    filters: Filters = Filters()
+    order: Order = "desc"
+    limit: int = DEFAULT_LIMIT
+    after: Position | None = None
+
+    def fingerprint(self) -> str:
+        """Identifies tenant + filters + order, so a cursor cannot be reused elsewhere."""
+        key = msgspec.json.encode([self.tenant, self.filters, self.order])
+        return hashlib.sha256(key).hexdigest()[:16]
+
+
+class _CursorBody(msgspec.Struct, array_like=True):
+    fingerprint: str
+    position: Position
+
+
+def parse_query(tenant: str, params: Mapping[str, str], *, max_limit: int = MAX_LIMIT) -> Query:
+    """Build a Query from string parameters (query string or CLI flags)."""
+    unknown = sorted(set(params) - set(FILTER_NAMES) - set(PAGING_NAMES) - {"tenant", "format"})
+    if unknown:
+        raise InvalidInput(
+            f"unknown query parameter(s): {', '.join(unknown)}",
+            [{"field": name, "message": "unknown parameter"} for name in unknown],
+        )
+    action = _clean(params.get("action"))
+    action_prefix = None
+    if action is not None and action.endswith("*"):
+        action_prefix = action[:-1] or None
+        action = None
+    outcome = _clean(params.get("outcome"))
+    if outcome not in (None, "success", "failure"):
+        raise InvalidInput("outcome must be success or failure", [_problem("outcome")])
+    filters = Filters(
+        action=action,
+        action_prefix=action_prefix,
+        actor_id=_clean(params.get("actor_id")),
+        actor_type=_clean(params.get("actor_type")),
+        target_id=_clean(params.get("target_id")),
+        target_type=_clean(params.get("target_type")),
+        outcome=outcome,
+        source=_clean(params.get("source")),
+        since_us=_moment(params.get("since"), "since"),
+        until_us=_moment(params.get("until"), "until"),
+        q=_clean(params.get("q")),
+    )
+    order = params.get("order", "desc")
+    if order not in ORDERS:
+        raise InvalidInput("order must be asc or desc", [_problem("order")])
+    query = Query(tenant, filters, ORDERS[order], _limit(params.get("limit"), max_limit))
+    cursor = params.get("cursor")
+    if cursor:
+        query = msgspec.structs.replace(query, after=decode_cursor(cursor, query))
+    return query
+
+
+def encode_cursor(query: Query, position: Position) -> str:
+    """The opaque cursor that resumes `query` after `position`."""
+    raw = msgspec.json.encode(_CursorBody(query.fingerprint(), position))
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, query: Query) -> Position:
+    """The position inside a cursor made for this same query, or a 422."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        body = msgspec.json.decode(raw, type=_CursorBody)
+    except (binascii.Error, ValueError, msgspec.DecodeError, msgspec.ValidationError):
+        raise InvalidInput("the cursor is not valid", [_problem("cursor")]) from None
+    if body.fingerprint != query.fingerprint():
+        raise InvalidInput(
+            "the cursor belongs to a search with other filters or order", [_problem("cursor")]
+        )
+    return body.position
+
+
+def _clean(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return value.strip() or None
+
+
+def _moment(value: str | None, field: str) -> int | None:
+    text = _clean(value)
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            f"{field} must be an ISO 8601 / RFC 3339 time", [_problem(field)]
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return to_micros(moment)
+
+
+def _limit(value: str | None, max_limit: int) -> int:
+    if value is None or not value.strip():
+        return DEFAULT_LIMIT
+    try:
+        limit = int(value)
+    except ValueError:
+        raise InvalidInput("limit must be a whole number", [_problem("limit")]) from None
+    if not 1 <= limit <= max_limit:
+        raise InvalidInput(f"limit must be between 1 and {max_limit}", [_problem("limit")])
+    return limit
+
+
+def _problem(field: str) -> dict[str, str]:
+    return {"field": field, "message": "invalid value"}

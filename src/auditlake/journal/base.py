@@ -1,0 +1,59 @@
+"""The journal: the durable, ordered, append-only buffer every source writes to.
+
+Lifecycle contract for every backend:
+
+- `start()` before the first append; `close()` drains what was submitted,
+  commits it, and stops. Appends after `close()` raise `Unavailable`.
+- `submit(events)` never blocks: it queues the batch or raises `Overloaded`
+  when the bounded queue is full (the explicit backpressure signal).
+- The returned future resolves only after the batch is durable (fsync or a
+  replicated ack), with one `AppendResult` per event in input order. It fails
+  with a transient `AuditlakeError` if the batch could not be made durable;
+  then nothing of that batch is visible.
+- Exactly once by `(tenant, id)`: an event whose key is already stored (or
+  appears earlier in the same commit) is reported `duplicate` with that id
+  and is not written again.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import Literal, Protocol
+
+import msgspec
+
+from auditlake.core.event import StoredEvent
+
+AppendStatus = Literal["created", "duplicate"]
+
+
+class AppendResult(msgspec.Struct, frozen=True):
+    """What happened to one submitted event."""
+
+    id: str
+    status: AppendStatus
+
+
+class CommitObserver(Protocol):
+    """Told about every group commit (for metrics)."""
+
+    def __call__(self, events: int, seconds: float) -> None: ...
+
+
+class Journal(Protocol):
+    """A durable, ordered, exactly-once event buffer with group commit."""
+
+    def start(self) -> None:
+        """Open the backend and begin accepting appends."""
+
+    def submit(self, events: list[StoredEvent]) -> Future[list[AppendResult]]:
+        """Queue a batch; the future resolves once it is durable."""
+
+    def pending(self) -> int:
+        """Events queued but not yet committed."""
+
+    def healthy(self) -> bool:
+        """False once the writer has stopped or failed."""
+
+    def close(self) -> None:
+        """Commit what was submitted, then stop."""

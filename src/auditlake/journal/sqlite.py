@@ -1,0 +1,202 @@
+"""The embedded journal: one SQLite writer thread with group commit.
+
+Requests hand their normalized batch to `submit()`; the writer thread takes
+everything queued (up to `max_commit_events`), writes it in one transaction,
+commits with a full fsync, and only then resolves each caller's future. Many
+concurrent requests therefore share one fsync. The queue is bounded in events:
+when it is full `submit()` raises `Overloaded` instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from pathlib import Path
+
+from auditlake.core.event import StoredEvent, search_text
+from auditlake.errors import AuditlakeError, Overloaded, Unavailable
+from auditlake.journal.base import AppendResult, CommitObserver
+from auditlake.store.sqlite_db import open_database, query
+
+log = logging.getLogger(__name__)
+_IN_CHUNK = 500
+
+
+class _Request:
+    __slots__ = ("events", "future")
+
+    def __init__(self, events: list[StoredEvent]) -> None:
+        self.events = events
+        self.future: Future[list[AppendResult]] = Future()
+
+
+class SqliteJournal:
+    """Group-commit writer over the `events` table of the embedded database."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        queue_capacity: int = 50_000,
+        max_commit_events: int = 10_000,
+        on_commit: CommitObserver | None = None,
+    ) -> None:
+        self._path = path
+        self._capacity = queue_capacity
+        self._max_commit = max_commit_events
+        self._on_commit = on_commit
+        self._queue: deque[_Request] = deque()
+        self._wakeup = threading.Condition()
+        self._queued_events = 0
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._next_seq = 1
+
+    def start(self) -> None:
+        """Open the database (applying migrations) and start the writer."""
+        self._conn = open_database(self._path)
+        self._next_seq = self._conn.execute(query("last_seq")).fetchone()[0] + 1
+        self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, events: list[StoredEvent]) -> Future[list[AppendResult]]:
+        """Queue a batch for the next group commit; never blocks."""
+        request = _Request(events)
+        with self._wakeup:
+            if self._closing or not self.healthy():
+                raise Unavailable("the journal is not accepting writes")
+            if self._queued_events and self._queued_events + len(events) > self._capacity:
+                raise Overloaded("the write queue is full; retry shortly", {"retry_after": 1})
+            self._queue.append(request)
+            self._queued_events += len(events)
+            self._wakeup.notify()
+        return request.future
+
+    def append(self, events: list[StoredEvent]) -> list[AppendResult]:
+        """Submit and wait until the batch is durable."""
+        return self.submit(events).result()
+
+    def pending(self) -> int:
+        """Events queued but not yet committed."""
+        return self._queued_events
+
+    def healthy(self) -> bool:
+        """False once the writer thread has stopped."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def close(self) -> None:
+        """Commit everything already submitted, then stop the writer."""
+        with self._wakeup:
+            self._closing = True
+            self._wakeup.notify()
+        if self._thread is not None:
+            self._thread.join()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _run(self) -> None:
+        while True:
+            group = self._take_group()
+            if group is None:
+                return
+            self._commit_group(group)
+
+    def _take_group(self) -> list[_Request] | None:
+        with self._wakeup:
+            while not self._queue:
+                if self._closing:
+                    return None
+                self._wakeup.wait()
+            group: list[_Request] = []
+            count = 0
+            while self._queue and (
+                not group or count + len(self._queue[0].events) <= self._max_commit
+            ):
+                request = self._queue.popleft()
+                group.append(request)
+                count += len(request.events)
+            return group
+
+    def _commit_group(self, group: list[_Request]) -> None:
+        started = time.perf_counter()
+        count = sum(len(request.events) for request in group)
+        try:
+            results = self._write(group)
+        except Exception as exc:  # the whole group failed: nothing of it was committed
+            log.exception("group commit of %d events failed", count)
+            error = exc if isinstance(exc, AuditlakeError) else Unavailable(f"write failed: {exc}")
+            for request in group:
+                request.future.set_exception(error)
+        else:
+            if self._on_commit is not None:
+                self._on_commit(count, time.perf_counter() - started)
+            for request, result in zip(group, results, strict=True):
+                request.future.set_result(result)
+        finally:
+            with self._wakeup:
+                self._queued_events -= count
+
+    def _write(self, group: list[_Request]) -> list[list[AppendResult]]:
+        conn = self._conn
+        assert conn is not None
+        first_seq = self._next_seq
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            results = self._insert(conn, group)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            self._next_seq = first_seq
+            raise
+        return results
+
+    def _insert(self, conn: sqlite3.Connection, group: list[_Request]) -> list[list[AppendResult]]:
+        seen = _existing_keys(conn, [e for request in group for e in request.events])
+        rows, targets, texts, results = [], [], [], []
+        for request in group:
+            outcome: list[AppendResult] = []
+            for stored in request.events:
+                event = stored.event
+                key = (event.tenant, event.id)
+                if key in seen:
+                    outcome.append(AppendResult(event.id, "duplicate"))
+                    continue
+                seen.add(key)
+                seq = self._next_seq
+                self._next_seq += 1
+                actor = event.actor
+                rows.append((
+                    seq, event.tenant, event.id, event.action, stored.occurred_us,
+                    stored.received_us, actor.id if actor else None,
+                    actor.type if actor else None, event.outcome, event.source, stored.body,
+                ))  # fmt: skip
+                targets += [(seq, event.tenant, t.id, t.type) for t in event.targets]
+                texts.append((seq, search_text(event)))
+                outcome.append(AppendResult(event.id, "created"))
+            results.append(outcome)
+        conn.executemany(query("insert_event"), rows)
+        conn.executemany(query("insert_target"), targets)
+        conn.executemany(query("insert_text"), texts)
+        return results
+
+
+def _existing_keys(conn: sqlite3.Connection, events: list[StoredEvent]) -> set[tuple[str, str]]:
+    """The (tenant, id) pairs among `events` that are already stored."""
+    by_tenant: dict[str, list[str]] = {}
+    for stored in events:
+        by_tenant.setdefault(stored.event.tenant, []).append(stored.event.id)
+    found: set[tuple[str, str]] = set()
+    for tenant, ids in by_tenant.items():
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id FROM events WHERE tenant = ? AND id IN ({marks})"
+            found.update((tenant, row[0]) for row in conn.execute(sql, (tenant, *chunk)))
+    return found

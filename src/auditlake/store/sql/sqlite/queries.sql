@@ -1,0 +1,31 @@
+-- name: insert_event
+INSERT INTO events (seq, tenant, id, action, occurred_us, received_us,
+                    actor_id, actor_type, outcome, source, body)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: insert_target
+INSERT INTO event_targets (seq, tenant, target_id, target_type) VALUES (?, ?, ?, ?);
+
+-- name: insert_text
+INSERT INTO events_text (rowid, words) VALUES (?, ?);
+
+-- name: last_seq
+SELECT coalesce(max(seq), 0) FROM events;
+
+-- name: get_event
+SELECT body FROM events WHERE tenant = ? AND id = ?;
+
+-- name: insert_key
+INSERT INTO api_keys (key_id, tenant, scopes, secret_hash, name, created_at)
+VALUES (?, ?, ?, ?, ?, ?);
+
+-- name: get_key
+SELECT key_id, tenant, scopes, secret_hash, name, created_at, revoked_at
+FROM api_keys WHERE key_id = ?;
+
+-- name: list_keys
+SELECT key_id, tenant, scopes, secret_hash, name, created_at, revoked_at
+FROM api_keys ORDER BY created_at, key_id;
+
+-- name: revoke_key
+UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL;

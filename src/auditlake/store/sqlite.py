@@ -1,0 +1,117 @@
+"""Searching the embedded database. Reads run in WAL mode beside the writer,
+each thread on its own connection."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from auditlake.core.query import Position, Query
+from auditlake.store.base import Page
+from auditlake.store.sqlite_db import connect, query
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class SqliteStore:
+    """`EventStore` over the embedded database (the journal's own table)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def get(self, tenant: str, event_id: str) -> bytes | None:
+        """The stored JSON of one event of this tenant, or None."""
+        row = self._conn().execute(query("get_event"), (tenant, event_id)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def search(self, q: Query) -> Page:
+        """One page of matching events, ordered by (occurred_at, seq)."""
+        sql, params = build_search(q)
+        rows = self._conn().execute(sql, params).fetchall()
+        events = [bytes(row[0]) for row in rows[: q.limit]]
+        more = len(rows) > q.limit
+        last = rows[q.limit - 1] if more else None
+        return Page(events, Position(last[1], last[2]) if last else None)
+
+    def ping(self) -> None:
+        """Raise if the database cannot be read."""
+        self._conn().execute("SELECT 1 FROM events LIMIT 1").fetchall()
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self._path, readonly=True)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+
+def build_search(q: Query) -> tuple[str, list[Any]]:
+    """The SELECT for one page (one row more than the limit, to know if more exist)."""
+    f = q.filters
+    where: list[str] = ["e.tenant = ?"]
+    params: list[Any] = [q.tenant]
+    for column, value in (
+        ("e.action", f.action),
+        ("e.actor_id", f.actor_id),
+        ("e.actor_type", f.actor_type),
+        ("e.outcome", f.outcome),
+        ("e.source", f.source),
+    ):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if f.action_prefix is not None:
+        # A range, not LIKE, so the (tenant, action, occurred_us) index serves it.
+        where.append("e.action >= ? AND e.action < ?")
+        params += [f.action_prefix, f.action_prefix + "\U0010ffff"]
+    if f.since_us is not None:
+        where.append("e.occurred_us >= ?")
+        params.append(f.since_us)
+    if f.until_us is not None:
+        where.append("e.occurred_us < ?")
+        params.append(f.until_us)
+    for column, value in (("target_id", f.target_id), ("target_type", f.target_type)):
+        if value is not None:
+            where.append(
+                f"e.seq IN (SELECT seq FROM event_targets WHERE tenant = ? AND {column} = ?)"
+            )
+            params += [q.tenant, value]
+    if f.q is not None:
+        where.append("e.seq IN (SELECT rowid FROM events_text WHERE events_text MATCH ?)")
+        params.append(fts_expression(f.q))
+    descending = q.order == "desc"
+    if q.after is not None:
+        where.append(f"(e.occurred_us, e.seq) {'<' if descending else '>'} (?, ?)")
+        params += [q.after.occurred_us, q.after.seq]
+    direction = "DESC" if descending else "ASC"
+    sql = (
+        "SELECT e.body, e.occurred_us, e.seq FROM events AS e WHERE "
+        + " AND ".join(where)
+        + f" ORDER BY e.occurred_us {direction}, e.seq {direction} LIMIT ?"
+    )
+    params.append(q.limit + 1)
+    return sql, params
+
+
+def fts_expression(text: str) -> str:
+    """Every word of `text` must appear (as a word prefix), whatever its punctuation."""
+    words = _WORD.findall(text)
+    if not words:
+        return '""'
+    return " AND ".join(f'"{word}"*' for word in words)

@@ -1,0 +1,127 @@
+"""The events API: publish one or a batch, get one, search."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import msgspec
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from auditlake.core.event import EventInput
+from auditlake.core.normalize import Origin, normalize, parse_batch, parse_event
+from auditlake.core.query import encode_cursor, parse_query
+from auditlake.errors import AuditlakeError, InvalidInput, NotFound, PayloadTooLarge
+from auditlake.journal.base import AppendResult
+from auditlake.keys.base import ApiKey
+from auditlake.web.auth import Authenticator, read_tenant
+from auditlake.web.services import Services
+
+SOURCE = "api"
+MAX_IDEMPOTENCY_KEY = 255
+JSON = "application/json"
+
+
+class BatchResult(msgspec.Struct):
+    """The answer to a batch publish."""
+
+    results: list[AppendResult]
+    created: int
+    duplicates: int
+
+
+class EventRoutes:
+    """Handlers bound to one service's backends."""
+
+    def __init__(self, services: Services, auth: Authenticator) -> None:
+        self.services = services
+        self.auth = auth
+        self.limits = services.settings.limits
+
+    async def publish_event(self, request: Request) -> Response:
+        """POST /v1/events: one event; 201 created or 200 duplicate."""
+        key = await self.auth.require(request, "ingest")
+        body = await read_body(request, self.limits.max_event_bytes)
+        results = await self._append(request, key, [parse_event(body, self.limits)])
+        result = results[0]
+        status = 201 if result.status == "created" else 200
+        return Response(msgspec.json.encode(result), status, media_type=JSON)
+
+    async def publish_batch(self, request: Request) -> Response:
+        """POST /v1/events/batch: all events stored, or none."""
+        key = await self.auth.require(request, "ingest")
+        body = await read_body(request, self.limits.max_body_bytes)
+        results = await self._append(request, key, parse_batch(body, self.limits))
+        created = sum(1 for r in results if r.status == "created")
+        answer = BatchResult(results, created, len(results) - created)
+        return Response(msgspec.json.encode(answer), 201 if created else 200, media_type=JSON)
+
+    async def get_event(self, request: Request) -> Response:
+        """GET /v1/events/{id}: one event of the key's tenant."""
+        key = await self.auth.require(request, "read")
+        tenant = read_tenant(request, key)
+        event_id = request.path_params["event_id"]
+        body = await run_in_threadpool(self.services.store.get, tenant, event_id)
+        if body is None:
+            raise NotFound(f"no event {event_id!r}")
+        return Response(body, media_type=JSON)
+
+    async def search_events(self, request: Request) -> Response:
+        """GET /v1/events: one page of matching events and the next cursor."""
+        key = await self.auth.require(request, "read")
+        tenant = read_tenant(request, key)
+        query = parse_query(tenant, request.query_params)
+        page = await run_in_threadpool(self.services.store.search, query)
+        cursor = encode_cursor(query, page.next_position) if page.next_position else None
+        body = b'{"data":[%s],"next_cursor":%s}' % (
+            b",".join(page.events),
+            msgspec.json.encode(cursor),
+        )
+        return Response(body, media_type=JSON)
+
+    async def _append(
+        self, request: Request, key: ApiKey, inputs: list[EventInput]
+    ) -> list[AppendResult]:
+        metrics = self.services.metrics
+        try:
+            stored = normalize(inputs, self._origin(request, key), self.limits)
+        except AuditlakeError:
+            metrics.count_events(SOURCE, "rejected", len(inputs))
+            raise
+        results = await asyncio.wrap_future(self.services.journal.submit(stored))
+        created = sum(1 for r in results if r.status == "created")
+        metrics.count_events(SOURCE, "accepted", created)
+        metrics.count_events(SOURCE, "duplicate", len(results) - created)
+        return results
+
+    def _origin(self, request: Request, key: ApiKey) -> Origin:
+        idempotency_key = request.headers.get("idempotency-key")
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+            raise InvalidInput(
+                f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters",
+                [{"field": "Idempotency-Key", "message": "invalid length"}],
+            )
+        return Origin(
+            tenant=key.tenant,
+            caller=f"key:{key.key_id}",
+            source=SOURCE,
+            received_at=datetime.now(UTC),
+            may_set_tenant=key.allows("admin"),
+            idempotency_key=idempotency_key,
+        )
+
+
+async def read_body(request: Request, cap: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes `cap` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise PayloadTooLarge(f"the body is {declared} bytes, over the limit of {cap}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise PayloadTooLarge(f"the body is over the limit of {cap} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

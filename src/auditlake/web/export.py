@@ -1,0 +1,68 @@
+"""GET /v1/events/export: every matching event, streamed page by page so
+memory stays constant however large the export."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import msgspec
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from auditlake.core.export import csv_header, csv_rows, ndjson_lines
+from auditlake.core.query import MAX_LIMIT, Query, parse_query
+from auditlake.errors import InvalidInput
+from auditlake.store.base import EventStore
+from auditlake.web.auth import Authenticator, read_tenant
+
+FORMATS: dict[str, tuple[str, Callable[[list[bytes]], bytes], bytes]] = {
+    "ndjson": ("application/x-ndjson", ndjson_lines, b""),
+    "csv": ("text/csv; charset=utf-8", csv_rows, csv_header()),
+}
+
+
+class ExportRoute:
+    """The export handler."""
+
+    def __init__(self, store: EventStore, auth: Authenticator) -> None:
+        self.store = store
+        self.auth = auth
+
+    async def export_events(self, request: Request) -> Response:
+        """Stream all events matching the search filters as NDJSON or CSV."""
+        key = await self.auth.require(request, "read")
+        tenant = read_tenant(request, key)
+        params = dict(request.query_params)
+        fmt = params.pop("format", "ndjson")
+        if fmt not in FORMATS:
+            raise InvalidInput("format must be ndjson or csv", [_problem("format")])
+        for name in ("limit", "cursor"):
+            if name in params:
+                raise InvalidInput(f"{name} does not apply to an export", [_problem(name)])
+        query = parse_query(tenant, params)
+        query = msgspec.structs.replace(query, limit=MAX_LIMIT)
+        media_type, render, header = FORMATS[fmt]
+        filename = f"auditlake-{tenant}.{fmt}"
+        return StreamingResponse(
+            self._stream(query, render, header),
+            media_type=media_type,
+            headers={"content-disposition": f'attachment; filename="{filename}"'},
+        )
+
+    async def _stream(
+        self, query: Query, render: Callable[[list[bytes]], bytes], header: bytes
+    ) -> AsyncIterator[bytes]:
+        if header:
+            yield header
+        while True:
+            page = await run_in_threadpool(self.store.search, query)
+            if page.events:
+                yield render(page.events)
+            if page.next_position is None:
+                return
+            query = msgspec.structs.replace(query, after=page.next_position)
+
+
+def _problem(field: str) -> dict[str, str]:
+    return {"field": field, "message": "invalid value"}

@@ -1,0 +1,91 @@
+"""Prometheus metrics of one running service (its own registry, so several
+apps in one test process do not collide)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+ASGIApp = Callable[..., Any]
+
+
+class Metrics:
+    """The counters and histograms the service exports on /metrics."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events = Counter(
+            "auditlake_events",
+            "Events by source and result (accepted, duplicate, rejected).",
+            ["source", "result"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "auditlake_request_seconds",
+            "HTTP request latency by route, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.commit_events = Histogram(
+            "auditlake_group_commit_events",
+            "Events per group commit.",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000),
+            registry=self.registry,
+        )
+        self.commit_seconds = Histogram(
+            "auditlake_group_commit_seconds",
+            "Time to write and fsync one group commit.",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+        self.queue_events = Gauge(
+            "auditlake_write_queue_events",
+            "Events waiting for a group commit.",
+            registry=self.registry,
+        )
+
+    def observe_commit(self, events: int, seconds: float) -> None:
+        """Record one group commit (called from the journal's writer thread)."""
+        self.commit_events.observe(events)
+        self.commit_seconds.observe(seconds)
+
+    def count_events(self, source: str, result: str, amount: int = 1) -> None:
+        """Count events by source and result."""
+        if amount:
+            self.events.labels(source, result).inc(amount)
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)
+
+
+class RequestTimer:
+    """ASGI middleware observing the latency of every HTTP request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_and_note(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            endpoint = scope.get("endpoint")
+            route = getattr(endpoint, "__name__", "unmatched")
+            self.metrics.request_seconds.labels(route, scope["method"], str(status[0])).observe(
+                time.perf_counter() - started
+            )

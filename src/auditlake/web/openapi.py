@@ -1,0 +1,204 @@
+"""The OpenAPI 3.1 document, with body schemas generated from the very
+msgspec structs that decode requests and encode responses."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import msgspec
+
+from auditlake.core.event import BatchInput, Event, EventInput
+from auditlake.core.query import FILTER_NAMES
+from auditlake.journal.base import AppendResult
+from auditlake.web.events import BatchResult
+
+_FILTER_DOCS = {
+    "action": "Exact action, or a prefix ending in `*` (`user.*`).",
+    "actor_id": "Actor id.",
+    "actor_type": "Actor type.",
+    "target_id": "Id of any target.",
+    "target_type": "Type of any target.",
+    "outcome": "`success` or `failure`.",
+    "source": "Where the event came from (`api`, ...).",
+    "since": "occurred_at at or after this RFC 3339 time.",
+    "until": "occurred_at before this RFC 3339 time.",
+    "q": "Words that must all appear in names, ids or metadata values (prefix match).",
+}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json_body(name: str) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": _ref(name)}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(s): {"description": _STATUS[s], **_json_body("Error")} for s in statuses}
+
+
+_STATUS = {
+    400: "Malformed JSON or not UTF-8.",
+    401: "No API key, or an unknown or revoked one.",
+    403: "The key lacks the scope, or names another tenant.",
+    404: "No such event for this tenant.",
+    413: "The body is over the size limit.",
+    422: "Invalid event(s), query or limit; `details` lists each field.",
+    503: "Overloaded or shutting down; retry after `Retry-After` seconds.",
+}
+
+
+def _params(names: tuple[str, ...]) -> list[dict[str, Any]]:
+    params = [
+        {"name": n, "in": "query", "schema": {"type": "string"}, "description": _FILTER_DOCS[n]}
+        for n in names
+    ]
+    params.append(_TENANT_PARAM)
+    return params
+
+
+_TENANT_PARAM = {
+    "name": "tenant",
+    "in": "query",
+    "schema": {"type": "string"},
+    "description": "Another tenant to read (admin keys only).",
+}
+_PAGING = [
+    {"name": "order", "in": "query", "schema": {"enum": ["desc", "asc"], "default": "desc"}},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+]
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The whole OpenAPI document."""
+    (_, components) = msgspec.json.schema_components(
+        [EventInput, BatchInput, Event, AppendResult, BatchResult],
+        ref_template="#/components/schemas/{name}",
+    )
+    components["Error"] = _ERROR_SCHEMA
+    components["Page"] = {
+        "type": "object",
+        "required": ["data", "next_cursor"],
+        "properties": {
+            "data": {"type": "array", "items": _ref("Event")},
+            "next_cursor": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        },
+    }
+    idempotency = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "schema": {"type": "string", "maxLength": 255},
+        "description": "Derives stable ids for events sent without one; a re-send is a duplicate.",
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "auditlake", "version": "1"},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"apiKey": []}],
+        "paths": {
+            "/v1/events": {
+                "post": {
+                    "summary": "Publish one event",
+                    "parameters": [idempotency],
+                    "requestBody": {"required": True, **_json_body("EventInput")},
+                    "responses": {
+                        "201": {"description": "Stored.", **_json_body("AppendResult")},
+                        "200": {"description": "Already stored.", **_json_body("AppendResult")},
+                        **_errors(400, 401, 403, 413, 422, 503),
+                    },
+                },
+                "get": {
+                    "summary": "Search events (newest first by default)",
+                    "parameters": _params(FILTER_NAMES) + _PAGING,
+                    "responses": {
+                        "200": {"description": "One page.", **_json_body("Page")},
+                        **_errors(401, 403, 422),
+                    },
+                },
+            },
+            "/v1/events/batch": {
+                "post": {
+                    "summary": "Publish up to 1,000 events, all or nothing",
+                    "parameters": [idempotency],
+                    "requestBody": {"required": True, **_json_body("BatchInput")},
+                    "responses": {
+                        "201": {"description": "Some stored.", **_json_body("BatchResult")},
+                        "200": {"description": "All duplicates.", **_json_body("BatchResult")},
+                        **_errors(400, 401, 403, 413, 422, 503),
+                    },
+                },
+            },
+            "/v1/events/export": {
+                "get": {
+                    "summary": "Export every matching event",
+                    "parameters": [
+                        *_params(FILTER_NAMES),
+                        {"name": "format", "in": "query", "schema": {"enum": ["ndjson", "csv"]}},
+                        {"name": "order", "in": "query", "schema": {"enum": ["desc", "asc"]}},
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "NDJSON (one Event per line) or CSV.",
+                            "content": {
+                                "application/x-ndjson": {"schema": {"type": "string"}},
+                                "text/csv": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **_errors(401, 403, 422),
+                    },
+                },
+            },
+            "/v1/events/{event_id}": {
+                "get": {
+                    "summary": "Get one event",
+                    "parameters": [
+                        {"name": "event_id", "in": "path", "required": True,
+                         "schema": {"type": "string"}},
+                        _TENANT_PARAM,
+                    ],
+                    "responses": {
+                        "200": {"description": "The event.", **_json_body("Event")},
+                        **_errors(401, 403, 404),
+                    },
+                },
+            },
+            "/healthz": _ops("Liveness"),
+            "/readyz": _ops("Readiness: journal writer and store"),
+            "/metrics": _ops("Prometheus metrics", "text/plain"),
+            "/openapi.json": _ops("This document"),
+        },
+    }  # fmt: skip
+
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {},
+            },
+        }
+    },
+}
+
+
+def _ops(summary: str, media: str = "application/json") -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "security": [],
+            "responses": {"200": {"description": "OK", "content": {media: {"schema": {}}}}},
+        }
+    }
