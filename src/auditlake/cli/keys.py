@@ -1,0 +1,82 @@
+"""`auditlake keys create|list|revoke`: API keys in the data folder."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from auditlake.cli.common import ConfigOption, DataDirOption, settings_from
+from auditlake.errors import InvalidInput, NotFound
+from auditlake.keys.base import SCOPES, Scope
+from auditlake.keys.sqlite import SqliteKeyStore
+
+app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+
+
+def _store(config: ConfigOption, data_dir: str | None) -> SqliteKeyStore:
+    return SqliteKeyStore(settings_from(config, data_dir=data_dir).database_path)
+
+
+@app.command()
+def create(
+    tenant: Annotated[str, typer.Option(help="The tenant the key writes and reads.")],
+    scope: Annotated[
+        list[str] | None, typer.Option(help="ingest, read or admin; repeat for several.")
+    ] = None,
+    name: Annotated[str, typer.Option(help="A label to recognise the key by.")] = "",
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Create a key. The key is printed once on stdout; only its hash is kept."""
+    scope = scope or ["ingest"]
+    unknown = sorted(set(scope) - set(SCOPES))
+    if unknown:
+        raise InvalidInput(f"unknown scope(s) {', '.join(unknown)}; use {', '.join(SCOPES)}")
+    scopes: list[Scope] = [s for s in SCOPES if s in scope]
+    key, secret = _store(config, data_dir).create(tenant, scopes, name)
+    typer.echo(
+        f"created key {key.key_id} for tenant {key.tenant} ({', '.join(key.scopes)}); "
+        "store it now, it is not shown again:",
+        err=True,
+    )
+    typer.echo(secret)
+
+
+@app.command("list")
+def list_keys(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """List keys (ids, tenants, scopes; never secrets)."""
+    keys = _store(config, data_dir).list()
+    if as_json:
+        typer.echo(msgspec.json.encode(keys).decode())
+        return
+    table = Table("key id", "tenant", "scopes", "name", "created", "revoked")
+    for key in keys:
+        table.add_row(
+            key.key_id,
+            key.tenant,
+            ",".join(key.scopes),
+            key.name,
+            key.created_at.isoformat(timespec="seconds"),
+            key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "",
+        )
+    Console().print(table)
+
+
+@app.command()
+def revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id shown by `keys list`.")],
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Revoke a key; servers refuse it within `key_cache_seconds`."""
+    if not _store(config, data_dir).revoke(key_id):
+        raise NotFound(f"no active key {key_id!r}")
+    typer.echo(f"revoked {key_id}", err=True)

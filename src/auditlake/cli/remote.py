@@ -1,0 +1,172 @@
+"""Commands that talk to a running server: `query`, `export`, `publish`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import msgspec
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.table import Table
+
+from auditlake.core.event import Event
+from auditlake.errors import InvalidInput, MalformedInput
+
+UrlOption = Annotated[str, typer.Option(help="Server URL.", envvar="AUDITLAKE_URL")]
+KeyOption = Annotated[
+    str, typer.Option("--api-key", help="API key.", envvar="AUDITLAKE_API_KEY", show_default=False)
+]
+Text = Annotated[str | None, typer.Option()]
+
+
+def _filters(**given: str | None) -> dict[str, str]:
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def query(
+    api_key: KeyOption,
+    url: UrlOption = "http://127.0.0.1:8080",
+    action: Annotated[str | None, typer.Option(help="Exact, or a prefix like user.*")] = None,
+    actor_id: Text = None,
+    actor_type: Text = None,
+    target_id: Text = None,
+    target_type: Text = None,
+    outcome: Text = None,
+    source: Text = None,
+    since: Annotated[str | None, typer.Option(help="RFC 3339 time (inclusive).")] = None,
+    until: Annotated[str | None, typer.Option(help="RFC 3339 time (exclusive).")] = None,
+    q: Annotated[str | None, typer.Option("--q", help="Words to search for.")] = None,
+    order: Annotated[str, typer.Option(help="desc or asc")] = "desc",
+    limit: Annotated[int, typer.Option(help="At most this many events.")] = 50,
+    tenant: Annotated[str | None, typer.Option(help="Another tenant (admin keys).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="NDJSON instead of a table.")] = False,
+) -> None:
+    """Search events on a server: a readable table, or NDJSON with --json."""
+    if limit < 1:
+        raise InvalidInput("--limit must be at least 1")
+    filters = _filters(
+        action=action, actor_id=actor_id, actor_type=actor_type, target_id=target_id,
+        target_type=target_type, outcome=outcome, source=source, since=since, until=until,
+        q=q, order=order,
+    )  # fmt: skip
+    from auditlake.client import Client
+
+    with Client(url, api_key) as client:
+        events = _take(client.search(page_size=min(limit, 1000), tenant=tenant, **filters), limit)
+        if as_json:
+            for event in events:
+                sys.stdout.write(msgspec.json.encode(event).decode() + "\n")
+            return
+        _print_table(list(events))
+
+
+def export(
+    api_key: KeyOption,
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    url: UrlOption = "http://127.0.0.1:8080",
+    fmt: Annotated[str, typer.Option("--format", help="ndjson or csv")] = "ndjson",
+    action: Text = None,
+    actor_id: Text = None,
+    target_id: Text = None,
+    outcome: Text = None,
+    source: Text = None,
+    since: Text = None,
+    until: Text = None,
+    q: Annotated[str | None, typer.Option("--q")] = None,
+    tenant: Text = None,
+) -> None:
+    """Export matching events to a file (streamed), with a progress display."""
+    filters = _filters(
+        action=action, actor_id=actor_id, target_id=target_id, outcome=outcome,
+        source=source, since=since, until=until, q=q, tenant=tenant,
+    )  # fmt: skip
+    from auditlake.client import Client
+
+    partial = output.with_name(output.name + ".partial")
+    columns = (TextColumn("exporting"), TransferSpeedColumn(), TextColumn("{task.completed} B"))
+    with Client(url, api_key) as client, Progress(*columns, transient=True) as bar:
+        task = bar.add_task("export", total=None)
+        with partial.open("wb") as out:
+            for chunk in client.export(fmt, **filters):
+                out.write(chunk)
+                bar.advance(task, len(chunk))
+    partial.replace(output)  # the file appears only once complete
+    typer.echo(f"wrote {output}", err=True)
+
+
+def publish(
+    api_key: KeyOption,
+    source_file: Annotated[
+        str, typer.Argument(metavar="FILE", help="NDJSON file of events, or - for stdin.")
+    ] = "-",
+    url: UrlOption = "http://127.0.0.1:8080",
+    batch_size: Annotated[int, typer.Option(help="Events per request (<= 1000).")] = 500,
+) -> None:
+    """Publish NDJSON events (one per line) to a server in batches."""
+    if not 1 <= batch_size <= 1000:
+        raise InvalidInput("--batch-size must be between 1 and 1000")
+    from auditlake.client import Client
+
+    stream: IO[bytes] = sys.stdin.buffer if source_file == "-" else _open(source_file)
+    total = created = 0
+    columns = (TextColumn("publishing"), BarColumn(), TextColumn("{task.completed} events"))
+    with stream, Client(url, api_key, retries=3) as client, Progress(*columns) as bar:
+        task = bar.add_task("publish", total=None)
+        for batch in _batches(stream, batch_size):
+            result = client.publish_many(batch)
+            total += len(batch)
+            created += result.created
+            bar.advance(task, len(batch))
+    typer.echo(f"published {total} events: {created} new, {total - created} duplicates", err=True)
+
+
+def _open(path: str) -> IO[bytes]:
+    try:
+        return Path(path).open("rb")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _batches(stream: IO[bytes], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            batch.append(msgspec.json.decode(line))
+        except msgspec.DecodeError as exc:
+            raise MalformedInput(f"line {number} is not JSON: {exc}") from None
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _take(events: Iterator[Event], limit: int) -> Iterator[Event]:
+    for count, event in enumerate(events, start=1):
+        yield event
+        if count >= limit:
+            return
+
+
+def _print_table(events: list[Event]) -> None:
+    table = Table("occurred_at", "action", "actor", "targets", "outcome", "id")
+    for e in events:
+        actor = e.actor.name or e.actor.id if e.actor else ""
+        targets = ", ".join(t.name or t.id for t in e.targets)
+        # escape() and repr-like cleaning keep control characters off the terminal
+        cells = [e.occurred_at.isoformat(), e.action, actor, targets, e.outcome, e.id]
+        table.add_row(*(escape(_printable(c)) for c in cells))
+    Console().print(table)
+    if not events:
+        typer.echo("no events", err=True)
+
+
+def _printable(text: str) -> str:
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)

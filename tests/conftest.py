@@ -1,0 +1,105 @@
+"""Shared fixtures and the tier guard.
+
+Tests under tests/unit may not open sockets or SQLite files (the snuba rule):
+a test that needs them lives in tests/integration or tests/acceptance and is
+marked accordingly (the marker is added from the folder).
+"""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auditlake.app import build_services
+from auditlake.config import Settings
+from auditlake.web.app import create_app
+from auditlake.web.services import Services
+
+TIERS = ("unit", "integration", "acceptance")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        for tier in ("integration", "acceptance"):
+            if tier in parts:
+                item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(autouse=True)
+def _block_io_in_unit_tests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    marks = {m.name for m in request.node.iter_markers()}
+    if marks & {"integration", "acceptance"}:
+        return
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("unit tests may not touch the network or a database: mark it")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(sqlite3, "connect", refuse)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Embedded settings on a fresh data folder."""
+    return Settings(data_dir=str(tmp_path / "data"), port=free_port(), key_cache_seconds=0.0)
+
+
+@pytest.fixture
+def services(settings: Settings) -> Services:
+    """Backends for `settings`, not started (the app's lifespan starts them)."""
+    return build_services(settings)
+
+
+@dataclass
+class LiveServer:
+    """A real uvicorn server on 127.0.0.1 in a background thread."""
+
+    url: str
+    services: Services
+
+    def key(self, tenant: str = "acme", *scopes: str) -> str:
+        """Create an API key and return the secret."""
+        chosen = list(scopes) or ["ingest", "read"]
+        return self.services.keys.create(tenant, chosen, "test")[1]  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def live_server(services: Services) -> Iterator[LiveServer]:
+    import uvicorn
+
+    config = uvicorn.Config(
+        create_app(services),
+        host="127.0.0.1",
+        port=services.settings.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{services.settings.port}", services)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
