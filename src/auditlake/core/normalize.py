@@ -73,8 +73,8 @@ def parse_event(body: bytes, limits: Limits) -> EventInput:
         return msgspec.json.decode(body, type=EventInput)
     except msgspec.ValidationError as exc:
         _raise_if_malformed(body)
-        raise InvalidInput("the event is invalid", [_problem_from(exc)]) from None
-    except (msgspec.DecodeError, RecursionError) as exc:
+        raise _invalid("the event is invalid", [_problem_from(exc)]) from None
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise _malformed(exc, body) from None
 
 
@@ -85,15 +85,15 @@ def parse_batch(body: bytes, limits: Limits) -> list[EventInput]:
         events = msgspec.json.decode(body, type=BatchInput).events
     except msgspec.ValidationError:
         events = _parse_batch_slowly(body)
-    except (msgspec.DecodeError, RecursionError) as exc:
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise _malformed(exc, body) from None
     if len(events) > limits.max_batch_events:
-        raise InvalidInput(
+        raise _invalid(
             f"a batch holds at most {limits.max_batch_events} events, got {len(events)}",
             [Problem("events", f"at most {limits.max_batch_events} events")],
         )
     if not events:
-        raise InvalidInput("a batch needs at least one event", [Problem("events", "empty")])
+        raise _invalid("a batch needs at least one event", [Problem("events", "empty")])
     return events
 
 
@@ -119,7 +119,7 @@ def normalize(inputs: list[EventInput], origin: Origin, limits: Limits) -> list[
         stored.append(StoredEvent(event, body, occurred, to_micros(event.received_at)))
     if problems:
         noun = "batch" if batch else "event"
-        raise InvalidInput(f"the {noun} is invalid", msgspec.to_builtins(problems))
+        raise _invalid(f"the {noun} is invalid", problems)
     return stored
 
 
@@ -288,10 +288,10 @@ def _parse_batch_slowly(body: bytes) -> list[EventInput]:
     """Validate each event on its own so the error lists every bad event."""
     try:
         raw = msgspec.json.decode(body)
-    except (msgspec.DecodeError, RecursionError) as exc:
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise _malformed(exc, body) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("events"), list):
-        raise InvalidInput(
+        raise _invalid(
             'a batch is an object {"events": [...]}', [Problem("events", "must be a list")]
         )
     extra = sorted(set(raw) - {"events"})
@@ -305,7 +305,7 @@ def _parse_batch_slowly(body: bytes) -> list[EventInput]:
             problem.index = index
             problems.append(problem)
     if problems:
-        raise InvalidInput("the batch is invalid", msgspec.to_builtins(problems))
+        raise _invalid("the batch is invalid", problems)
     return events
 
 
@@ -323,14 +323,19 @@ def _problem_from(exc: msgspec.ValidationError) -> Problem:
     return Problem(path, message)
 
 
+def _invalid(message: str, problems: list[Problem]) -> InvalidInput:
+    return InvalidInput(message, msgspec.to_builtins(problems))
+
+
 def _raise_if_malformed(body: bytes) -> None:
     try:
         msgspec.json.decode(body)
-    except (msgspec.DecodeError, RecursionError) as exc:
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise _malformed(exc, body) from None
 
 
 def _malformed(exc: Exception, body: bytes) -> MalformedInput:
+    """400 for bodies that are not JSON at all (as opposed to invalid events)."""
     if isinstance(exc, RecursionError):
         return MalformedInput("the JSON is nested too deeply")
     try:

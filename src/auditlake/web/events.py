@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import msgspec
@@ -11,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from auditlake.core.event import EventInput
-from auditlake.core.normalize import Origin, normalize, parse_batch, parse_event
+from auditlake.core.normalize import Limits, Origin, normalize, parse_batch, parse_event
 from auditlake.core.query import encode_cursor, parse_query
 from auditlake.errors import AuditlakeError, InvalidInput, NotFound, PayloadTooLarge
 from auditlake.journal.base import AppendResult
@@ -22,6 +23,9 @@ from auditlake.web.services import Services
 SOURCE = "api"
 MAX_IDEMPOTENCY_KEY = 255
 JSON = "application/json"
+
+
+Parser = Callable[[bytes, Limits], list[EventInput]]
 
 
 class BatchResult(msgspec.Struct):
@@ -43,8 +47,7 @@ class EventRoutes:
     async def publish_event(self, request: Request) -> Response:
         """POST /v1/events: one event; 201 created or 200 duplicate."""
         key = await self.auth.require(request, "ingest")
-        body = await read_body(request, self.limits.max_event_bytes)
-        results = await self._append(request, key, [parse_event(body, self.limits)])
+        results = await self._append(request, key, _parse_one, self.limits.max_event_bytes)
         result = results[0]
         status = 201 if result.status == "created" else 200
         return Response(msgspec.json.encode(result), status, media_type=JSON)
@@ -52,8 +55,7 @@ class EventRoutes:
     async def publish_batch(self, request: Request) -> Response:
         """POST /v1/events/batch: all events stored, or none."""
         key = await self.auth.require(request, "ingest")
-        body = await read_body(request, self.limits.max_body_bytes)
-        results = await self._append(request, key, parse_batch(body, self.limits))
+        results = await self._append(request, key, parse_batch, self.limits.max_body_bytes)
         created = sum(1 for r in results if r.status == "created")
         answer = BatchResult(results, created, len(results) - created)
         return Response(msgspec.json.encode(answer), 201 if created else 200, media_type=JSON)
@@ -82,13 +84,17 @@ class EventRoutes:
         return Response(body, media_type=JSON)
 
     async def _append(
-        self, request: Request, key: ApiKey, inputs: list[EventInput]
+        self, request: Request, key: ApiKey, parse: Parser, cap: int
     ) -> list[AppendResult]:
+        """Read, parse, normalize and journal; counts a rejected body's events
+        (or 1 when the body did not parse that far)."""
         metrics = self.services.metrics
+        inputs: list[EventInput] = []
         try:
+            inputs = parse(await read_body(request, cap), self.limits)
             stored = normalize(inputs, self._origin(request, key), self.limits)
         except AuditlakeError:
-            metrics.count_events(SOURCE, "rejected", len(inputs))
+            metrics.count_events(SOURCE, "rejected", len(inputs) or 1)
             raise
         results = await asyncio.wrap_future(self.services.journal.submit(stored))
         created = sum(1 for r in results if r.status == "created")
@@ -111,6 +117,10 @@ class EventRoutes:
             may_set_tenant=key.allows("admin"),
             idempotency_key=idempotency_key,
         )
+
+
+def _parse_one(body: bytes, limits: Limits) -> list[EventInput]:
+    return [parse_event(body, limits)]
 
 
 async def read_body(request: Request, cap: int) -> bytes:

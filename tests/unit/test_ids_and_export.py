@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import UTC, datetime
+
+import msgspec
+
+from auditlake.core.event import Actor, Event, from_micros, search_text, to_micros
+from auditlake.core.export import csv_header, csv_rows, ndjson_lines, neutralize
+from auditlake.core.ids import idempotent_id, uuid7
+
+
+def test_uuid7_is_version_7_and_sorts_in_creation_order() -> None:
+    ids = [uuid7() for _ in range(5000)]
+    assert all(uuid.UUID(i).version == 7 for i in ids)
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert uuid7(now_ms=10**12) != uuid7(now_ms=10**12)
+
+
+def test_idempotent_id_is_stable_and_position_dependent() -> None:
+    assert idempotent_id("k", 0) == idempotent_id("k", 0)
+    assert idempotent_id("k", 0) != idempotent_id("k", 1) != idempotent_id("j", 1)
+    assert uuid.UUID(idempotent_id("k")).version == 8
+
+
+def test_micros_round_trip() -> None:
+    moment = datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC)
+    assert from_micros(to_micros(moment)) == moment
+
+
+def _event(**changes: object) -> Event:
+    base = Event(
+        id="e1",
+        tenant="acme",
+        action="user.signed_in",
+        occurred_at=datetime(2024, 1, 1, tzinfo=UTC),
+        received_at=datetime(2024, 1, 1, tzinfo=UTC),
+        source="api",
+        caller="key:x",
+    )
+    return msgspec.structs.replace(base, **changes)
+
+
+def test_csv_neutralizes_formulas_and_keeps_control_characters_quoted() -> None:
+    evil = _event(
+        action='=HYPERLINK("http://x")',
+        actor=Actor(id="+1", name="line\nbreak\x1b[31m"),
+        metadata={"cmd": "@SUM(A1)"},
+    )
+    body = csv_header() + csv_rows([msgspec.json.encode(evil)])
+    rows = list(csv.reader(io.StringIO(body.decode())))
+    header, row = rows[0], rows[1]
+    cell = dict(zip(header, row, strict=True))
+    assert cell["action"].startswith("'=")
+    assert cell["actor_id"] == "'+1"
+    assert cell["actor_name"] == "line\nbreak\x1b[31m"
+    assert neutralize("-2") == "'-2" and neutralize("ok") == "ok"
+
+
+def test_ndjson_is_one_event_per_line() -> None:
+    bodies = [msgspec.json.encode(_event(id=str(i))) for i in range(3)]
+    lines = ndjson_lines(bodies).splitlines()
+    assert [msgspec.json.decode(line)["id"] for line in lines] == ["0", "1", "2"]
+
+
+def test_search_text_covers_names_ids_and_metadata_values() -> None:
+    text = search_text(
+        _event(actor=Actor(id="u1", name="Ada"), metadata={"a": {"b": ["deep", 42]}})
+    )
+    for word in ("u1", "Ada", "deep", "42", "user.signed_in"):
+        assert word in text
