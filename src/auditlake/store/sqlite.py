@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from auditlake.core.query import Position, Query
+from auditlake.core.query import Filters, Position, Query
 from auditlake.store.base import Page
 from auditlake.store.sqlite_db import connect, query
 
@@ -101,12 +101,25 @@ def build_search(q: Query) -> tuple[str, list[Any]]:
         params += [q.after.occurred_us, q.after.seq]
     direction = "DESC" if descending else "ASC"
     sql = (
-        "SELECT e.body, e.occurred_us, e.seq FROM events AS e WHERE "
+        f"SELECT e.body, e.occurred_us, e.seq FROM events AS e INDEXED BY {_index_for(f)} WHERE "
         + " AND ".join(where)
         + f" ORDER BY e.occurred_us {direction}, e.seq {direction} LIMIT ?"
     )
     params.append(q.limit + 1)
     return sql, params
+
+
+def _index_for(f: Filters) -> str:
+    """The index that serves the most selective equality filter in time order.
+
+    Named explicitly because, without statistics, SQLite may prefer the plain
+    time index once a cursor bound and a time range both apply.
+    """
+    if f.action is not None:
+        return "events_tenant_action_time"
+    if f.actor_id is not None:
+        return "events_tenant_actor_time"
+    return "events_tenant_time"
 
 
 def fts_expression(text: str) -> str:
