@@ -9,13 +9,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
 
-from auditlake.core.event import to_micros
+from auditlake.core.event import Event, search_text, to_micros
 from auditlake.errors import InvalidInput
 
 Order = Literal["asc", "desc"]
@@ -34,6 +35,8 @@ FILTER_NAMES = (
 )
 PAGING_NAMES = ("order", "limit", "cursor")
 DEFAULT_LIMIT = 50
+# What counts as a word for `q`, in every backend.
+WORD = re.compile(r"[^\W_]+")
 MAX_LIMIT = 1000
 
 
@@ -174,3 +177,35 @@ def _limit(value: str | None, max_limit: int) -> int:
 
 def _problem(field: str) -> dict[str, str]:
     return {"field": field, "message": "invalid value"}
+
+
+def matches(event: Event, occurred_us: int, filters: Filters) -> bool:
+    """Whether `event` passes `filters` (the reference semantics every backend
+    implements; `q` words must each start a word of `search_text`)."""
+    actor = event.actor
+    checks = (
+        (filters.action, event.action),
+        (filters.actor_id, actor.id if actor else None),
+        (filters.actor_type, actor.type if actor else None),
+        (filters.outcome, event.outcome),
+        (filters.source, event.source),
+    )
+    if any(wanted is not None and wanted != value for wanted, value in checks):
+        return False
+    prefix, since, until = filters.action_prefix, filters.since_us, filters.until_us
+    return (
+        (prefix is None or event.action.startswith(prefix))
+        and (since is None or occurred_us >= since)
+        and (until is None or occurred_us < until)
+        and (filters.target_id is None or any(t.id == filters.target_id for t in event.targets))
+        and (
+            filters.target_type is None or any(t.type == filters.target_type for t in event.targets)
+        )
+        and (filters.q is None or _has_words(search_text(event), filters.q))
+    )
+
+
+def _has_words(text: str, q: str) -> bool:
+    words = [w.casefold() for w in WORD.findall(text)]
+    wanted = [w.casefold() for w in WORD.findall(q)]
+    return bool(wanted) and all(any(w.startswith(x) for w in words) for x in wanted)

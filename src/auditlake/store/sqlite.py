@@ -3,17 +3,14 @@ each thread on its own connection."""
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
-from auditlake.core.query import Filters, Position, Query
+from auditlake.core.query import WORD, Filters, Position, Query
 from auditlake.store.base import Page
 from auditlake.store.sqlite_db import connect, query
-
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 class SqliteStore:
@@ -124,7 +121,7 @@ def _index_for(f: Filters) -> str:
 
 def fts_expression(text: str) -> str:
     """Every word of `text` must appear (as a word prefix), whatever its punctuation."""
-    words = _WORD.findall(text)
+    words = WORD.findall(text)
     if not words:
         return '""'
     return " AND ".join(f'"{word}"*' for word in words)

@@ -1,0 +1,94 @@
+"""An in-memory journal and store in one object, for tests and experiments.
+
+It honours the same contracts as the SQLite backends (the contract suites run
+against both) but keeps nothing across processes. Appends resolve at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+
+from auditlake.core.event import StoredEvent
+from auditlake.core.query import Position, Query, matches
+from auditlake.errors import Overloaded, Unavailable
+from auditlake.journal.base import AppendResult
+from auditlake.store.base import Page
+
+
+class MemoryEventLog:
+    """`Journal` and `EventStore` over a Python list."""
+
+    def __init__(self, *, queue_capacity: int = 50_000) -> None:
+        self._capacity = queue_capacity
+        self._rows: list[tuple[int, StoredEvent]] = []
+        self._keys: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+        self._running = False
+
+    def start(self) -> None:
+        """Begin accepting appends."""
+        self._running = True
+
+    def submit(self, events: list[StoredEvent]) -> Future[list[AppendResult]]:
+        """Store the batch at once (exactly once by tenant and id)."""
+        if not self._running:
+            raise Unavailable("the journal is not accepting writes")
+        if len(events) > self._capacity:
+            raise Overloaded("the write queue is full; retry shortly", {"retry_after": 1})
+        results = []
+        with self._lock:
+            for stored in events:
+                key = (stored.event.tenant, stored.event.id)
+                if key in self._keys:
+                    results.append(AppendResult(stored.event.id, "duplicate"))
+                    continue
+                self._keys.add(key)
+                self._rows.append((len(self._rows) + 1, stored))
+                results.append(AppendResult(stored.event.id, "created"))
+        future: Future[list[AppendResult]] = Future()
+        future.set_result(results)
+        return future
+
+    def pending(self) -> int:
+        """Always 0: appends complete synchronously."""
+        return 0
+
+    def healthy(self) -> bool:
+        """True between start() and close()."""
+        return self._running
+
+    def close(self) -> None:
+        """Stop accepting appends (the data stays readable)."""
+        self._running = False
+
+    def get(self, tenant: str, event_id: str) -> bytes | None:
+        """The stored JSON of one event, or None."""
+        with self._lock:
+            rows = list(self._rows)
+        for _seq, stored in rows:
+            if stored.event.tenant == tenant and stored.event.id == event_id:
+                return stored.body
+        return None
+
+    def search(self, query: Query) -> Page:
+        """Matching events in (occurred_at, seq) order after the cursor."""
+        with self._lock:
+            rows = [
+                (stored.occurred_us, seq, stored)
+                for seq, stored in self._rows
+                if stored.event.tenant == query.tenant
+                and matches(stored.event, stored.occurred_us, query.filters)
+            ]
+        descending = query.order == "desc"
+        rows.sort(key=lambda row: (row[0], row[1]), reverse=descending)
+        if query.after is not None:
+            mark = (query.after.occurred_us, query.after.seq)
+            rows = [r for r in rows if ((r[0], r[1]) < mark if descending else (r[0], r[1]) > mark)]
+        page = rows[: query.limit]
+        more = len(rows) > query.limit
+        position = Position(page[-1][0], page[-1][1]) if more else None
+        return Page([stored.body for _o, _s, stored in page], position)
+
+    def ping(self) -> None:
+        """Always answers."""

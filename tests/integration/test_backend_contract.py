@@ -1,0 +1,237 @@
+"""One contract suite for every journal + store backend (memory and SQLite),
+and a cross-check of SQLite's search against the reference `matches()`."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
+import pytest
+
+from auditlake.core.event import EventInput, StoredEvent
+from auditlake.core.normalize import Limits, Origin, normalize
+from auditlake.core.query import Query, parse_query
+from auditlake.errors import Overloaded, Unavailable
+from auditlake.journal.base import AppendResult
+from auditlake.journal.memory import MemoryEventLog
+from auditlake.journal.sqlite import SqliteJournal
+from auditlake.store.base import Page
+from auditlake.store.sqlite import SqliteStore
+
+
+class Backend(Protocol):
+    def append(self, events: list[StoredEvent]) -> list[AppendResult]: ...
+    def get(self, tenant: str, event_id: str) -> bytes | None: ...
+    def search(self, query: Query) -> Page: ...
+
+
+class SqlitePair:
+    def __init__(self, path: Path) -> None:
+        self.journal = SqliteJournal(path)
+        self.journal.start()
+        self.store = SqliteStore(path)
+
+    def append(self, events: list[StoredEvent]) -> list[AppendResult]:
+        return self.journal.submit(events).result(timeout=10)
+
+    def get(self, tenant: str, event_id: str) -> bytes | None:
+        return self.store.get(tenant, event_id)
+
+    def search(self, query: Query) -> Page:
+        return self.store.search(query)
+
+    def close(self) -> None:
+        self.journal.close()
+        self.store.close()
+
+
+class MemoryPair(MemoryEventLog):
+    def append(self, events: list[StoredEvent]) -> list[AppendResult]:
+        return self.submit(events).result()
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "memory":
+        log = MemoryPair()
+        log.start()
+        yield log
+        return
+    pair = SqlitePair(tmp_path / "events.db")
+    yield pair
+    pair.close()
+
+
+def stored(tenant: str, *events: dict[str, Any]) -> list[StoredEvent]:
+    origin = Origin(tenant, "key:t", "api", datetime(2024, 6, 1, tzinfo=UTC))
+    inputs = [msgspec.convert(e, EventInput) for e in events]
+    return normalize(inputs, origin, Limits())
+
+
+def test_append_get_and_exactly_once(backend: Backend) -> None:
+    first = backend.append(stored("acme", {"id": "a", "action": "x"}, {"id": "b", "action": "x"}))
+    assert [r.status for r in first] == ["created", "created"]
+    again = backend.append(stored("acme", {"id": "b", "action": "x"}, {"id": "c", "action": "x"}))
+    assert [(r.id, r.status) for r in again] == [("b", "duplicate"), ("c", "created")]
+    inside = backend.append(stored("acme", {"id": "d", "action": "x"}, {"id": "d", "action": "y"}))
+    assert [r.status for r in inside] == ["created", "duplicate"]
+    assert backend.append(stored("other", {"id": "a", "action": "x"}))[0].status == "created"
+    body = backend.get("acme", "a")
+    assert body is not None and msgspec.json.decode(body)["tenant"] == "acme"
+    assert backend.get("nobody", "a") is None
+    page = backend.search(parse_query("acme", {"limit": "100"}))
+    assert sorted(msgspec.json.decode(b)["id"] for b in page.events) == ["a", "b", "c", "d"]
+
+
+def random_events(seed: int, count: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    events = []
+    for n in range(count):
+        event: dict[str, Any] = {
+            "id": f"ev-{n}",
+            "action": rng.choice(["user.signed_in", "user.deleted", "monitor.down", "usera.x"]),
+            # Few distinct times, so ties on occurred_at exercise the seq tiebreak.
+            "timestamp": 1_700_000_000_000 + rng.randrange(20) * 1000,
+            "actor": {"id": f"u{rng.randrange(4)}", "type": rng.choice(["user", "bot"])},
+            "targets": [{"id": f"t{rng.randrange(5)}", "type": rng.choice(["team", "repo"])}],
+            "metadata": {"note": rng.choice(["alpha beta", "gamma", "Delta_Echo 42"])},
+        }
+        if rng.random() < 0.2:
+            event["error"] = {"code": "E", "message": "failed hard"}
+        events.append(event)
+    return events
+
+
+QUERIES: list[dict[str, str]] = [
+    {},
+    {"action": "user.*"},
+    {"action": "user.deleted", "order": "asc"},
+    {"actor_id": "u1", "outcome": "failure"},
+    {"actor_type": "bot", "target_type": "repo"},
+    {"target_id": "t3"},
+    {"since": "2023-11-14T22:13:25Z", "until": "2023-11-14T22:13:33Z"},
+    {"q": "gamma"},
+    {"q": "alp"},
+    {"q": "echo 42", "action": "user.*"},
+    {"q": "failed", "order": "asc"},
+    {"source": "api", "target_id": "t1", "order": "asc"},
+]
+
+
+@pytest.mark.parametrize("params", QUERIES, ids=[str(q) for q in QUERIES])
+def test_search_pages_agree_with_the_reference(tmp_path: Path, params: dict[str, str]) -> None:
+    events = random_events(7, 300)
+    reference = MemoryPair()
+    reference.start()
+    sqlite_pair = SqlitePair(tmp_path / "x.db")
+    try:
+        for chunk in range(0, 300, 60):
+            batch = events[chunk : chunk + 60]
+            reference.append(stored("acme", *batch))
+            sqlite_pair.append(stored("acme", *batch))
+            sqlite_pair.append(stored("noise", *batch))
+        expected, got = all_pages(reference, params), all_pages(sqlite_pair, params)
+        assert got == expected
+        assert params == {"q": "alp"} or len(expected) > 0
+    finally:
+        sqlite_pair.close()
+
+
+def all_pages(backend: Backend, params: dict[str, str]) -> list[str]:
+    found: list[str] = []
+    query = parse_query("acme", {**params, "limit": "7"})
+    while True:
+        page = backend.search(query)
+        found += [msgspec.json.decode(b)["id"] for b in page.events]
+        if page.next_position is None:
+            return found
+        query = msgspec.structs.replace(query, after=page.next_position)
+
+
+def test_sqlite_appends_are_durable_across_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "durable.db"
+    pair = SqlitePair(path)
+    pair.append(stored("acme", *({"id": f"d{n}", "action": "x"} for n in range(50))))
+    pair.close()
+    reopened = SqlitePair(path)
+    try:
+        assert reopened.get("acme", "d49") is not None
+        assert reopened.append(stored("acme", {"id": "d0", "action": "x"}))[0].status == "duplicate"
+        assert reopened.append(stored("acme", {"id": "d50", "action": "x"}))[0].status == "created"
+    finally:
+        reopened.close()
+
+
+def test_sqlite_full_queue_is_an_explicit_overload_and_nothing_is_lost(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    journal = SqliteJournal(path, queue_capacity=100)
+    journal.start()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the writer now waits for the lock
+    try:
+        futures = [
+            journal.submit(stored("acme", {"id": f"q{n}", "action": "x"})) for n in range(100)
+        ]
+        with pytest.raises(Overloaded):
+            journal.submit(stored("acme", {"id": "one-too-many", "action": "x"}))
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert all(f.result(timeout=30)[0].status == "created" for f in futures)
+    journal.close()
+    with pytest.raises(Unavailable):
+        journal.submit(stored("acme", {"id": "late", "action": "x"}))
+    store = SqliteStore(path)
+    assert len(store.search(parse_query("acme", {"limit": "1000"})).events) == 100
+    store.close()
+
+
+def test_sqlite_group_commit_shares_transactions(tmp_path: Path) -> None:
+    commits: list[int] = []
+    journal = SqliteJournal(tmp_path / "g.db", on_commit=lambda n, _s: commits.append(n))
+    journal.start()
+    barrier = threading.Barrier(32)
+
+    def send(n: int) -> None:
+        barrier.wait()
+        journal.submit(stored("acme", {"id": f"g{n}", "action": "x"})).result(timeout=10)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    journal.close()
+    assert sum(commits) == 32
+    assert len(commits) < 32  # concurrent requests shared at least one commit
+
+
+def test_sqlite_failed_commit_fails_the_group_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "fail.db"
+    journal = SqliteJournal(path)
+    journal.start()
+    # A trigger makes the group's transaction fail after some rows were inserted.
+    trigger = sqlite3.connect(path, isolation_level=None)
+    trigger.execute(
+        "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.id = 'poison' "
+        "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
+    )
+    batch = stored("acme", {"id": "ok-1", "action": "x"}, {"id": "poison", "action": "x"})
+    with pytest.raises(Unavailable):
+        journal.submit(batch).result(timeout=10)
+    trigger.execute("DROP TRIGGER boom")
+    trigger.close()
+    assert (
+        journal.submit(stored("acme", {"id": "ok-2", "action": "x"})).result()[0].status
+        == "created"
+    )
+    journal.close()
+    store = SqliteStore(path)
+    assert store.get("acme", "ok-1") is None and store.get("acme", "ok-2") is not None
+    store.close()
