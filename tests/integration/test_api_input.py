@@ -198,3 +198,14 @@ def test_bad_idempotency_key_and_query_parameters(api: Api) -> None:
         422,
         "invalid",
     )
+
+
+def test_keys_never_appear_in_logs(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    secret = api.both["authorization"].split()[1]
+    api.client.post("/v1/events", json={"action": "a"}, headers=api.both)
+    api.client.post("/v1/events", content=b"{", headers=api.both)
+    api.client.get("/v1/events", headers={"authorization": f"Bearer {secret}x"})
+    api.client.get("/v1/events", params={"limit": "x"}, headers=api.both)
+    assert caplog.records  # something was logged to look at
+    assert secret not in caplog.text and secret[-20:] not in caplog.text
