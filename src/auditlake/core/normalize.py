@@ -30,6 +30,7 @@ from auditlake.errors import Forbidden, InvalidInput, MalformedInput, PayloadToo
 _encode = msgspec.json.encode
 _PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _FIELD = re.compile(r"field `(?P<name>[^`]+)`")
+_CONTAINERS = (dict, list)
 MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 
@@ -267,7 +268,8 @@ def _check_metadata(
     size = len(_encode(metadata))
     if size > limits.max_metadata_bytes:
         found.append(Problem(field, f"{size} bytes serialized, over {limits.max_metadata_bytes}"))
-    if _depth(metadata) > limits.max_metadata_depth:
+    nested = any(type(value) in _CONTAINERS for value in metadata.values())
+    if nested and _depth(metadata) > limits.max_metadata_depth:
         found.append(Problem(field, f"nested deeper than {limits.max_metadata_depth} levels"))
 
 
