@@ -1,0 +1,1 @@
+"""Acceptance tests: the real `auditlake` CLI as a subprocess, over HTTP."""
