@@ -11,7 +11,7 @@ from rich.table import Table
 
 from auditlake.cli.common import ConfigOption, DataDirOption, settings_from
 from auditlake.errors import InvalidInput, NotFound
-from auditlake.keys.base import SCOPES, Scope
+from auditlake.keys.base import SCOPES, Scope, check_tenant
 from auditlake.keys.sqlite import SqliteKeyStore
 
 app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
@@ -37,6 +37,7 @@ def create(
     if unknown:
         raise InvalidInput(f"unknown scope(s) {', '.join(unknown)}; use {', '.join(SCOPES)}")
     scopes: list[Scope] = [s for s in SCOPES if s in scope]
+    check_tenant(tenant)  # before the data folder is created
     key, secret = _store(config, data_dir).create(tenant, scopes, name)
     typer.echo(
         f"created key {key.key_id} for tenant {key.tenant} ({', '.join(key.scopes)}); "
