@@ -161,7 +161,14 @@ def _print_table(events: list[Event]) -> None:
         actor = e.actor.name or e.actor.id if e.actor else ""
         targets = ", ".join(t.name or t.id for t in e.targets)
         # escape() and repr-like cleaning keep control characters off the terminal
-        cells = [e.occurred_at.isoformat(), e.action, actor, targets, e.outcome, e.id]
+        cells = [
+            e.occurred_at.isoformat(timespec="seconds"),
+            e.action,
+            actor,
+            targets,
+            e.outcome,
+            e.id,
+        ]
         table.add_row(*(escape(_printable(c)) for c in cells))
     Console().print(table)
     if not events:
