@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from auditlake.config import load_settings
+from auditlake.errors import ConfigError
+
+
+def test_layers_apply_in_order(tmp_path: Path) -> None:
+    config = tmp_path / "auditlake.toml"
+    config.write_text('port = 9000\ndata_dir = "/srv/a"\n[limits]\nmax_batch_events = 10\n')
+    env = {
+        "AUDITLAKE_PORT": "9100",
+        "AUDITLAKE_LIMITS__MAX_METADATA_KEYS": "7",
+        "AUDITLAKE_URL": "http://client-only",  # not a setting: ignored
+        "HOME": "/root",
+    }
+    settings = load_settings(config, env, {"data_dir": "/srv/b", "host": None})
+    assert settings.port == 9100
+    assert settings.data_dir == "/srv/b"
+    assert settings.host == "127.0.0.1"
+    assert (settings.limits.max_batch_events, settings.limits.max_metadata_keys) == (10, 7)
+    assert settings.database_path == Path("/srv/b/auditlake.db")
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "match"),
+    [
+        ("port = [", {}, "not valid TOML"),
+        ("colour = 1", {}, "unknown field"),
+        ('port = "x"', {}, "invalid configuration"),
+        ("", {"AUDITLAKE_LIMITS__MAX_BATCH_EVENTS": "many"}, "invalid configuration"),
+    ],
+)
+def test_bad_configuration_is_one_clear_error(
+    tmp_path: Path, text: str, env: dict[str, str], match: str
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_settings(config, env)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path / "nope.toml")
