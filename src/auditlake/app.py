@@ -1,8 +1,8 @@
 """The composition root: settings in, concrete backends and the app out.
 
 This is the only module that names concrete backends. In the embedded default
-the store reads the journal's own SQLite table, so the recorder step is
-already caught up the moment a group commit returns.
+journal and store share one SQLite file, so the recorder that indexes the
+journal for search runs on the journal's writer thread (one writer per file).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from auditlake.config import Settings
 from auditlake.journal.sqlite import SqliteJournal
 from auditlake.keys.sqlite import SqliteKeyStore
 from auditlake.store.sqlite import SqliteStore
+from auditlake.store.sqlite_recorder import SqliteRecorder
 from auditlake.web.app import create_app
 from auditlake.web.metrics import Metrics
 from auditlake.web.services import Services
@@ -22,10 +23,15 @@ def build_services(settings: Settings) -> Services:
     """The embedded backends for `settings` (not started yet)."""
     path = settings.database_path
     metrics = Metrics()
+    recorder = SqliteRecorder(
+        batch_events=settings.index_batch_events, on_step=metrics.observe_index
+    )
     journal = SqliteJournal(
         path,
+        recorder=recorder,
         queue_capacity=settings.queue_capacity,
         max_commit_events=settings.max_commit_events,
+        index_delay=settings.index_delay_seconds,
         on_commit=metrics.observe_commit,
     )
     return Services(
@@ -34,6 +40,8 @@ def build_services(settings: Settings) -> Services:
         store=SqliteStore(path),
         keys=SqliteKeyStore(path),
         metrics=metrics,
+        searchable=journal.sync_index,
+        index_lag=journal.index_lag,
     )
 
 

@@ -30,6 +30,13 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     queue_capacity: int = 50_000
     # Upper bound of one group commit (one transaction, one fsync).
     max_commit_events: int = 10_000
+    # The recorder indexes for search in batches of up to this many events,
+    # at the latest `index_delay_seconds` after they were acknowledged.
+    index_batch_events: int = 20_000
+    index_delay_seconds: float = 0.2
+    # A search first waits (up to this long) until every event acknowledged
+    # before it is searchable.
+    search_wait_seconds: float = 2.0
     # How long a verified API key is trusted before it is looked up again,
     # so a revocation takes effect within this many seconds.
     key_cache_seconds: float = 2.0

@@ -23,6 +23,7 @@ from auditlake.journal.memory import MemoryEventLog
 from auditlake.journal.sqlite import SqliteJournal
 from auditlake.store.base import Page
 from auditlake.store.sqlite import SqliteStore
+from auditlake.store.sqlite_recorder import SqliteRecorder
 
 
 class Backend(Protocol):
@@ -44,6 +45,7 @@ class SqlitePair:
         return self.store.get(tenant, event_id)
 
     def search(self, query: Query) -> Page:
+        self.journal.sync_index().result(timeout=10)
         return self.store.search(query)
 
     def close(self) -> None:
@@ -187,7 +189,7 @@ def test_sqlite_full_queue_is_an_explicit_overload_and_nothing_is_lost(tmp_path:
     journal.close()
     with pytest.raises(Unavailable):
         journal.submit(stored("acme", {"id": "late", "action": "x"}))
-    store = SqliteStore(path)
+    store = SqliteStore(path)  # close() indexed everything it had committed
     assert len(store.search(parse_query("acme", {"limit": "1000"})).events) == 100
     store.close()
 
@@ -235,3 +237,32 @@ def test_sqlite_failed_commit_fails_the_group_and_writes_nothing(tmp_path: Path)
     store = SqliteStore(path)
     assert store.get("acme", "ok-1") is None and store.get("acme", "ok-2") is not None
     store.close()
+
+
+def test_sqlite_index_follows_the_journal_and_resumes_after_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "idx.db"
+    journal = SqliteJournal(path, recorder=SqliteRecorder(batch_events=7))
+    journal.start()
+    journal.append(stored("acme", *({"id": f"i{n}", "action": "x"} for n in range(20))))
+    journal.sync_index().result(timeout=10)
+    assert journal.index_lag() == 0
+    journal.close()
+    # Journal rows committed just before a crash, never indexed.
+    conn = sqlite3.connect(path, isolation_level=None)
+    late = stored("acme", *({"id": f"i{n}", "action": "x"} for n in range(20, 50)))
+    conn.executemany(
+        "INSERT INTO events (seq, tenant, id, occurred_us, received_us, body) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (21 + n, "acme", s.event.id, s.occurred_us, s.received_us, s.body)
+            for n, s in enumerate(late)
+        ],
+    )
+    conn.close()
+    again = SqlitePair(path)
+    try:
+        assert len(again.search(parse_query("acme", {"limit": "1000"})).events) == 50
+        counted = "SELECT count(*), count(DISTINCT seq) FROM event_index"
+        assert sqlite3.connect(path).execute(counted).fetchone() == (50, 50)
+    finally:
+        again.close()

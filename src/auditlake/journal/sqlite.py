@@ -1,10 +1,17 @@
 """The embedded journal: one SQLite writer thread with group commit.
 
 Requests hand their normalized batch to `submit()`; the writer thread takes
-everything queued (up to `max_commit_events`), writes it in one transaction,
-commits with a full fsync, and only then resolves each caller's future. Many
-concurrent requests therefore share one fsync. The queue is bounded in events:
-when it is full `submit()` raises `Overloaded` instead of growing memory.
+everything queued (up to `max_commit_events`), inserts it into the `events`
+table in one transaction, commits with a full fsync, and only then resolves
+each caller's future. Many concurrent requests therefore share one fsync. The
+queue is bounded in events: when it is full `submit()` raises `Overloaded`
+instead of growing memory.
+
+SQLite has one writer per file, so the same thread also runs the recorder
+that indexes committed events for search. Acknowledgements come first; the
+recorder runs when the queue is idle, when its backlog reaches one batch or
+its oldest event has waited `index_delay` seconds, or when a search asked to
+see everything acknowledged so far (`sync_index()`).
 """
 
 from __future__ import annotations
@@ -17,10 +24,11 @@ from collections import deque
 from concurrent.futures import Future
 from pathlib import Path
 
-from auditlake.core.event import StoredEvent, search_text
+from auditlake.core.event import StoredEvent
 from auditlake.errors import AuditlakeError, Overloaded, Unavailable
 from auditlake.journal.base import AppendResult, CommitObserver
 from auditlake.store.sqlite_db import open_database, query
+from auditlake.store.sqlite_recorder import SqliteRecorder
 
 log = logging.getLogger(__name__)
 _IN_CHUNK = 500
@@ -41,13 +49,17 @@ class SqliteJournal:
         self,
         path: Path,
         *,
+        recorder: SqliteRecorder | None = None,
         queue_capacity: int = 50_000,
         max_commit_events: int = 10_000,
+        index_delay: float = 0.2,
         on_commit: CommitObserver | None = None,
     ) -> None:
         self._path = path
+        self._recorder = recorder or SqliteRecorder()
         self._capacity = queue_capacity
         self._max_commit = max_commit_events
+        self._index_delay = index_delay
         self._on_commit = on_commit
         self._queue: deque[_Request] = deque()
         self._wakeup = threading.Condition()
@@ -55,12 +67,19 @@ class SqliteJournal:
         self._closing = False
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
-        self._next_seq = 1
+        self._committed = 0  # last seq committed to the journal
+        self._indexed = 0  # last seq the recorder has indexed
+        self._unindexed_since: float | None = None
+        self._index_waiters: list[tuple[int, Future[None]]] = []
+        self._index_paused_until = 0.0
 
     def start(self) -> None:
         """Open the database (applying migrations) and start the writer."""
         self._conn = open_database(self._path)
-        self._next_seq = self._conn.execute(query("last_seq")).fetchone()[0] + 1
+        self._committed = self._conn.execute(query("last_seq")).fetchone()[0]
+        self._indexed = self._recorder.position(self._conn)
+        if self._indexed < self._committed:
+            self._unindexed_since = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self._thread.start()
 
@@ -81,9 +100,24 @@ class SqliteJournal:
         """Submit and wait until the batch is durable."""
         return self.submit(events).result()
 
+    def sync_index(self) -> Future[None]:
+        """Resolves once every event acknowledged before this call is searchable."""
+        future: Future[None] = Future()
+        with self._wakeup:
+            if self._indexed >= self._committed:
+                future.set_result(None)
+            else:
+                self._index_waiters.append((self._committed, future))
+                self._wakeup.notify()
+        return future
+
     def pending(self) -> int:
         """Events queued but not yet committed."""
         return self._queued_events
+
+    def index_lag(self) -> int:
+        """Events acknowledged but not yet searchable."""
+        return self._committed - self._indexed
 
     def healthy(self) -> bool:
         """False once the writer thread has stopped."""
@@ -91,7 +125,7 @@ class SqliteJournal:
         return thread is not None and thread.is_alive()
 
     def close(self) -> None:
-        """Commit everything already submitted, then stop the writer."""
+        """Commit and index everything already submitted, then stop the writer."""
         with self._wakeup:
             self._closing = True
             self._wakeup.notify()
@@ -103,26 +137,67 @@ class SqliteJournal:
 
     def _run(self) -> None:
         while True:
-            group = self._take_group()
-            if group is None:
+            group = self._next_group()
+            if group is not None:
+                self._commit_group(group)
+                continue
+            indexed = self._index()
+            if (
+                self._closing
+                and not self._queue
+                and (self._indexed >= self._committed or not indexed)
+            ):
                 return
-            self._commit_group(group)
 
-    def _take_group(self) -> list[_Request] | None:
+    def _next_group(self) -> list[_Request] | None:
+        """The next group to commit, or None when the recorder should run now."""
         with self._wakeup:
-            while not self._queue:
+            while True:
+                if self._index_due():
+                    return None
+                if self._queue:
+                    return self._take_group()
                 if self._closing:
                     return None
-                self._wakeup.wait()
-            group: list[_Request] = []
-            count = 0
-            while self._queue and (
-                not group or count + len(self._queue[0].events) <= self._max_commit
-            ):
-                request = self._queue.popleft()
-                group.append(request)
-                count += len(request.events)
-            return group
+                paused = self._index_paused_until - time.monotonic()
+                backlog = self._indexed < self._committed
+                self._wakeup.wait(max(0.01, paused) if backlog and paused > 0 else None)
+
+    def _index_due(self) -> bool:
+        if self._indexed >= self._committed or time.monotonic() < self._index_paused_until:
+            return False
+        if not self._queue or self._index_waiters:
+            return True
+        waited = time.monotonic() - (self._unindexed_since or 0.0)
+        backlog = self._committed - self._indexed
+        return backlog >= self._recorder.batch_events or waited >= self._index_delay
+
+    def _take_group(self) -> list[_Request]:
+        group: list[_Request] = []
+        count = 0
+        while self._queue and (not group or count + len(self._queue[0].events) <= self._max_commit):
+            request = self._queue.popleft()
+            group.append(request)
+            count += len(request.events)
+        return group
+
+    def _index(self) -> bool:
+        """Run one recorder step; False if it failed (it is retried a second later)."""
+        assert self._conn is not None
+        try:
+            indexed = self._recorder.step(self._conn, self._indexed)
+        except Exception:  # the journal is intact; acknowledgements go on meanwhile
+            log.exception("indexing after seq %d failed", self._indexed)
+            self._index_paused_until = time.monotonic() + 1.0
+            return False
+        with self._wakeup:
+            self._indexed = indexed
+            self._unindexed_since = None if indexed >= self._committed else time.monotonic()
+            done = [f for target, f in self._index_waiters if target <= indexed]
+            self._index_waiters = [(t, f) for t, f in self._index_waiters if t > indexed]
+        for future in done:
+            future.set_result(None)
+        return True
 
     def _commit_group(self, group: list[_Request]) -> None:
         started = time.perf_counter()
@@ -146,45 +221,44 @@ class SqliteJournal:
     def _write(self, group: list[_Request]) -> list[list[AppendResult]]:
         conn = self._conn
         assert conn is not None
-        first_seq = self._next_seq
         conn.execute("BEGIN IMMEDIATE")
         try:
-            results = self._insert(conn, group)
+            results, rows = _new_rows(conn, group, self._committed + 1)
+            conn.executemany(query("insert_event"), rows)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
-            self._next_seq = first_seq
             raise
+        with self._wakeup:
+            if rows and self._unindexed_since is None:
+                self._unindexed_since = time.monotonic()
+            self._committed += len(rows)
         return results
 
-    def _insert(self, conn: sqlite3.Connection, group: list[_Request]) -> list[list[AppendResult]]:
-        seen = _existing_keys(conn, [e for request in group for e in request.events])
-        rows, targets, texts, results = [], [], [], []
-        for request in group:
-            outcome: list[AppendResult] = []
-            for stored in request.events:
-                event = stored.event
-                key = (event.tenant, event.id)
-                if key in seen:
-                    outcome.append(AppendResult(event.id, "duplicate"))
-                    continue
-                seen.add(key)
-                seq = self._next_seq
-                self._next_seq += 1
-                actor = event.actor
-                rows.append((
-                    seq, event.tenant, event.id, event.action, stored.occurred_us,
-                    stored.received_us, actor.id if actor else None,
-                    actor.type if actor else None, event.outcome, event.source, stored.body,
-                ))  # fmt: skip
-                targets += [(seq, event.tenant, t.id, t.type) for t in event.targets]
-                texts.append((seq, search_text(event)))
-                outcome.append(AppendResult(event.id, "created"))
-            results.append(outcome)
-        conn.executemany(query("insert_event"), rows)
-        conn.executemany(query("insert_target"), targets)
-        conn.executemany(query("insert_text"), texts)
-        return results
+
+def _new_rows(
+    conn: sqlite3.Connection, group: list[_Request], first_seq: int
+) -> tuple[list[list[AppendResult]], list[tuple[object, ...]]]:
+    """Per request its results, and the rows of the events not stored before."""
+    seen = _existing_keys(conn, [e for request in group for e in request.events])
+    rows: list[tuple[object, ...]] = []
+    results = []
+    for request in group:
+        outcome: list[AppendResult] = []
+        for stored in request.events:
+            event = stored.event
+            key = (event.tenant, event.id)
+            if key in seen:
+                outcome.append(AppendResult(event.id, "duplicate"))
+                continue
+            seen.add(key)
+            rows.append((
+                first_seq + len(rows), event.tenant, event.id, stored.occurred_us,
+                stored.received_us, stored.body,
+            ))  # fmt: skip
+            outcome.append(AppendResult(event.id, "created"))
+        results.append(outcome)
+    return results, rows
 
 
 def _existing_keys(conn: sqlite3.Connection, events: list[StoredEvent]) -> set[tuple[str, str]]:

@@ -74,7 +74,7 @@ def build_search(q: Query) -> tuple[str, list[Any]]:
             where.append(f"{column} = ?")
             params.append(value)
     if f.action_prefix is not None:
-        # A range, not LIKE, so the (tenant, action, occurred_us) index serves it.
+        # A range, not LIKE, so an index on action can serve it.
         where.append("e.action >= ? AND e.action < ?")
         params += [f.action_prefix, f.action_prefix + "\U0010ffff"]
     if f.since_us is not None:
@@ -98,7 +98,9 @@ def build_search(q: Query) -> tuple[str, list[Any]]:
         params += [q.after.occurred_us, q.after.seq]
     direction = "DESC" if descending else "ASC"
     sql = (
-        f"SELECT e.body, e.occurred_us, e.seq FROM events AS e INDEXED BY {_index_for(f)} WHERE "
+        "SELECT j.body, e.occurred_us, e.seq "
+        f"FROM event_index AS e INDEXED BY {_index_for(f)} JOIN events AS j ON j.seq = e.seq "
+        "WHERE "
         + " AND ".join(where)
         + f" ORDER BY e.occurred_us {direction}, e.seq {direction} LIMIT ?"
     )
@@ -113,10 +115,10 @@ def _index_for(f: Filters) -> str:
     time index once a cursor bound and a time range both apply.
     """
     if f.action is not None:
-        return "events_tenant_action_time"
+        return "event_index_tenant_action_time"
     if f.actor_id is not None:
-        return "events_tenant_actor_time"
-    return "events_tenant_time"
+        return "event_index_tenant_actor_time"
+    return "event_index_tenant_time"
 
 
 def fts_expression(text: str) -> str:

@@ -33,7 +33,7 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> Starlett
     """
     auth = Authenticator(services.keys, services.settings.key_cache_seconds)
     events = EventRoutes(services, auth)
-    export = ExportRoute(services.store, auth)
+    export = ExportRoute(services, auth)
     ops = _OpsRoutes(services)
     routes = [
         Route("/v1/events", events.publish_event, methods=["POST"]),
@@ -88,12 +88,19 @@ class _OpsRoutes:
             problems.append(f"store: {exc}")
         if problems:
             return JSONResponse({"status": "unavailable", "problems": problems}, 503)
-        return JSONResponse({"status": "ready", "queued_events": self.services.journal.pending()})
+        return JSONResponse(
+            {
+                "status": "ready",
+                "queued_events": self.services.journal.pending(),
+                "index_lag_events": self.services.index_lag(),
+            }
+        )
 
     async def metrics(self, _request: Request) -> Response:
         """Prometheus text format."""
         metrics = self.services.metrics
         metrics.queue_events.set(self.services.journal.pending())
+        metrics.index_lag.set(self.services.index_lag())
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def openapi(self, _request: Request) -> Response:

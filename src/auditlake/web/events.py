@@ -75,6 +75,7 @@ class EventRoutes:
         key = await self.auth.require(request, "read")
         tenant = read_tenant(request, key)
         query = parse_query(tenant, request.query_params)
+        await self.services.wait_searchable()
         page = await run_in_threadpool(self.services.store.search, query)
         cursor = encode_cursor(query, page.next_position) if page.next_position else None
         body = b'{"data":[%s],"next_cursor":%s}' % (

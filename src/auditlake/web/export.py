@@ -13,8 +13,8 @@ from starlette.responses import Response, StreamingResponse
 from auditlake.core.export import csv_header, csv_rows, ndjson_lines
 from auditlake.core.query import MAX_LIMIT, Query, parse_query
 from auditlake.errors import InvalidInput
-from auditlake.store.base import EventStore
 from auditlake.web.auth import Authenticator, read_tenant
+from auditlake.web.services import Services
 
 FORMATS: dict[str, tuple[str, Callable[[list[bytes]], bytes], bytes]] = {
     "ndjson": ("application/x-ndjson", ndjson_lines, b""),
@@ -25,8 +25,9 @@ FORMATS: dict[str, tuple[str, Callable[[list[bytes]], bytes], bytes]] = {
 class ExportRoute:
     """The export handler."""
 
-    def __init__(self, store: EventStore, auth: Authenticator) -> None:
-        self.store = store
+    def __init__(self, services: Services, auth: Authenticator) -> None:
+        self.services = services
+        self.store = services.store
         self.auth = auth
 
     async def export_events(self, request: Request) -> Response:
@@ -42,6 +43,7 @@ class ExportRoute:
                 raise InvalidInput(f"{name} does not apply to an export", [_problem(name)])
         query = parse_query(tenant, params)
         query = msgspec.structs.replace(query, limit=MAX_LIMIT)
+        await self.services.wait_searchable()
         media_type, render, header = FORMATS[fmt]
         filename = f"auditlake-{tenant}.{fmt}"
         return StreamingResponse(

@@ -41,6 +41,22 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
+        self.index_seconds = Histogram(
+            "auditlake_index_step_seconds",
+            "Time of one recorder step (indexing a batch of events for search).",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        self.index_events = Counter(
+            "auditlake_indexed_events",
+            "Events the recorder made searchable.",
+            registry=self.registry,
+        )
+        self.index_lag = Gauge(
+            "auditlake_index_lag_events",
+            "Events acknowledged but not yet searchable.",
+            registry=self.registry,
+        )
         self.queue_events = Gauge(
             "auditlake_write_queue_events",
             "Events waiting for a group commit.",
@@ -51,6 +67,11 @@ class Metrics:
         """Record one group commit (called from the journal's writer thread)."""
         self.commit_events.observe(events)
         self.commit_seconds.observe(seconds)
+
+    def observe_index(self, events: int, seconds: float) -> None:
+        """Record one recorder step (called from the journal's writer thread)."""
+        self.index_events.inc(events)
+        self.index_seconds.observe(seconds)
 
     def count_events(self, source: str, result: str, amount: int = 1) -> None:
         """Count events by source and result."""

@@ -1,25 +1,34 @@
--- The embedded journal and store share this table: `seq` is the journal
--- order, and the indexes serve the searches of the query API. Every SQLite
--- index ends with the rowid, so (tenant, occurred_us) sorts by
--- (tenant, occurred_us, seq), which is the keyset the cursor pages over.
+-- The journal: every accepted event, in acceptance order (`seq`), exactly
+-- once per (tenant, id). A request is acknowledged once its rows are here.
 CREATE TABLE events (
     seq         INTEGER PRIMARY KEY,
     tenant      TEXT    NOT NULL,
     id          TEXT    NOT NULL,
-    action      TEXT    NOT NULL,
     occurred_us INTEGER NOT NULL,
     received_us INTEGER NOT NULL,
-    actor_id    TEXT,
-    actor_type  TEXT,
-    outcome     TEXT    NOT NULL,
-    source      TEXT    NOT NULL,
     body        BLOB    NOT NULL
 );
 
 CREATE UNIQUE INDEX events_tenant_id ON events (tenant, id);
-CREATE INDEX events_tenant_time ON events (tenant, occurred_us);
-CREATE INDEX events_tenant_action_time ON events (tenant, action, occurred_us);
-CREATE INDEX events_tenant_actor_time ON events (tenant, actor_id, occurred_us);
+
+-- The search index, written by the recorder in large batches behind the
+-- journal (so acknowledgements never wait for index maintenance). Every
+-- SQLite index ends with the rowid, so (tenant, occurred_us) sorts by
+-- (tenant, occurred_us, seq): the keyset the cursor pages over.
+CREATE TABLE event_index (
+    seq         INTEGER PRIMARY KEY,
+    tenant      TEXT    NOT NULL,
+    action      TEXT    NOT NULL,
+    occurred_us INTEGER NOT NULL,
+    actor_id    TEXT,
+    actor_type  TEXT,
+    outcome     TEXT    NOT NULL,
+    source      TEXT    NOT NULL
+);
+
+CREATE INDEX event_index_tenant_time ON event_index (tenant, occurred_us);
+CREATE INDEX event_index_tenant_action_time ON event_index (tenant, action, occurred_us);
+CREATE INDEX event_index_tenant_actor_time ON event_index (tenant, actor_id, occurred_us);
 
 -- One row per target, so target_id / target_type filters use an index.
 CREATE TABLE event_targets (
@@ -35,6 +44,14 @@ CREATE INDEX event_targets_tenant_type ON event_targets (tenant, target_type, se
 -- Full-text index for `q`; contentless (the text lives in `events.body`).
 CREATE VIRTUAL TABLE events_text USING fts5 (
     words, content = '', detail = none, tokenize = 'unicode61 remove_diacritics 2'
+);
+
+-- How far each consumer of the journal has processed it (`seq` is the last
+-- event done), written in the same transaction as the consumer's output,
+-- so a crash never skips or repeats an event.
+CREATE TABLE consumer_offsets (
+    consumer TEXT PRIMARY KEY,
+    seq      INTEGER NOT NULL
 );
 
 CREATE TABLE api_keys (

@@ -1,7 +1,19 @@
 -- name: insert_event
-INSERT INTO events (seq, tenant, id, action, occurred_us, received_us,
-                    actor_id, actor_type, outcome, source, body)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+INSERT INTO events (seq, tenant, id, occurred_us, received_us, body) VALUES (?, ?, ?, ?, ?, ?);
+
+-- name: events_after
+SELECT seq, occurred_us, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?;
+
+-- name: insert_index
+INSERT INTO event_index (seq, tenant, action, occurred_us, actor_id, actor_type, outcome, source)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: get_offset
+SELECT seq FROM consumer_offsets WHERE consumer = ?;
+
+-- name: set_offset
+INSERT INTO consumer_offsets (consumer, seq) VALUES (?, ?)
+ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq;
 
 -- name: insert_target
 INSERT INTO event_targets (seq, tenant, target_id, target_type) VALUES (?, ?, ?, ?);
