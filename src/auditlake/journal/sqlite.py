@@ -32,6 +32,7 @@ from auditlake.store.sqlite_recorder import SqliteRecorder
 
 log = logging.getLogger(__name__)
 _IN_CHUNK = 500
+IDLE_GRACE = 0.01  # seconds without requests before indexing early
 
 
 class _Request:
@@ -72,6 +73,7 @@ class SqliteJournal:
         self._unindexed_since: float | None = None
         self._index_waiters: list[tuple[int, Future[None]]] = []
         self._index_paused_until = 0.0
+        self._last_commit = 0.0
 
     def start(self) -> None:
         """Open the database (applying migrations) and start the writer."""
@@ -153,24 +155,40 @@ class SqliteJournal:
         """The next group to commit, or None when the recorder should run now."""
         with self._wakeup:
             while True:
-                if self._index_due():
+                due, wait = self._index_schedule(time.monotonic())
+                if due:
                     return None
                 if self._queue:
                     return self._take_group()
                 if self._closing:
                     return None
-                paused = self._index_paused_until - time.monotonic()
-                backlog = self._indexed < self._committed
-                self._wakeup.wait(max(0.01, paused) if backlog and paused > 0 else None)
+                self._wakeup.wait(wait)
 
-    def _index_due(self) -> bool:
-        if self._indexed >= self._committed or time.monotonic() < self._index_paused_until:
-            return False
-        if not self._queue or self._index_waiters:
-            return True
-        waited = time.monotonic() - (self._unindexed_since or 0.0)
+    def _index_schedule(self, now: float) -> tuple[bool, float | None]:
+        """Whether the recorder should run now, else how long until it should.
+
+        Acknowledgements come first: with requests queued, indexing waits for
+        a full batch or `index_delay`; with none queued, for IDLE_GRACE more
+        without a request, so a steady stream still gets large index batches.
+        """
+        if self._indexed >= self._committed:
+            return False, None
+        if now < self._index_paused_until:
+            return False, self._index_paused_until - now
+        age = now - (self._unindexed_since or now)
         backlog = self._committed - self._indexed
-        return backlog >= self._recorder.batch_events or waited >= self._index_delay
+        if (
+            self._index_waiters
+            or backlog >= self._recorder.batch_events
+            or age >= self._index_delay
+        ):
+            return True, None
+        if self._queue:
+            return False, self._index_delay - age
+        idle = now - self._last_commit
+        if idle >= IDLE_GRACE:
+            return True, None
+        return False, min(IDLE_GRACE - idle, self._index_delay - age)
 
     def _take_group(self) -> list[_Request]:
         group: list[_Request] = []
@@ -230,8 +248,9 @@ class SqliteJournal:
             conn.execute("ROLLBACK")
             raise
         with self._wakeup:
+            self._last_commit = time.monotonic()
             if rows and self._unindexed_since is None:
-                self._unindexed_since = time.monotonic()
+                self._unindexed_since = self._last_commit
             self._committed += len(rows)
         return results
 
