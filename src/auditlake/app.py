@@ -1,8 +1,9 @@
 """The composition root: settings in, concrete backends and the app out.
 
-This is the only module that names concrete backends. In the embedded default
-journal and store share one SQLite file, so the recorder that indexes the
-journal for search runs on the journal's writer thread (one writer per file).
+This is the only module that names concrete backends. The embedded default
+keeps the journal and the store in two SQLite files of the data folder, so
+the journal's group commits and the recorder's index steps never wait for
+each other's write lock.
 """
 
 from __future__ import annotations
@@ -21,27 +22,27 @@ from auditlake.web.services import Services
 
 def build_services(settings: Settings) -> Services:
     """The embedded backends for `settings` (not started yet)."""
-    path = settings.database_path
     metrics = Metrics()
     recorder = SqliteRecorder(
-        batch_events=settings.index_batch_events, on_step=metrics.observe_index
+        settings.journal_path,
+        settings.store_path,
+        batch_events=settings.index_batch_events,
+        on_step=metrics.observe_index,
     )
     journal = SqliteJournal(
-        path,
-        recorder=recorder,
+        settings.journal_path,
         queue_capacity=settings.queue_capacity,
         max_commit_events=settings.max_commit_events,
-        index_delay=settings.index_delay_seconds,
         on_commit=metrics.observe_commit,
+        on_durable=recorder.notify,
     )
     return Services(
         settings=settings,
         journal=journal,
-        store=SqliteStore(path),
-        keys=SqliteKeyStore(path),
+        store=SqliteStore(settings.store_path, settings.journal_path),
+        keys=SqliteKeyStore(settings.keys_path),
         metrics=metrics,
-        searchable=journal.sync_index,
-        index_lag=journal.index_lag,
+        recorder=recorder,
     )
 
 

@@ -30,10 +30,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     queue_capacity: int = 50_000
     # Upper bound of one group commit (one transaction, one fsync).
     max_commit_events: int = 10_000
-    # The recorder indexes for search in batches of up to this many events,
-    # at the latest `index_delay_seconds` after they were acknowledged.
+    # The recorder indexes for search at most this many events per step.
     index_batch_events: int = 20_000
-    index_delay_seconds: float = 0.2
     # A search first waits (up to this long) until every event acknowledged
     # before it is searchable.
     search_wait_seconds: float = 2.0
@@ -43,9 +41,19 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     limits: Limits = Limits()
 
     @property
-    def database_path(self) -> Path:
-        """The embedded SQLite database inside the data folder."""
-        return Path(self.data_dir) / "auditlake.db"
+    def journal_path(self) -> Path:
+        """The embedded journal (SQLite) inside the data folder."""
+        return Path(self.data_dir) / "journal.db"
+
+    @property
+    def store_path(self) -> Path:
+        """The embedded store (the search index) inside the data folder."""
+        return Path(self.data_dir) / "store.db"
+
+    @property
+    def keys_path(self) -> Path:
+        """The API keys inside the data folder."""
+        return Path(self.data_dir) / "keys.db"
 
 
 def load_settings(

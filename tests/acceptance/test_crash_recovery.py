@@ -274,7 +274,7 @@ def test_acked_events_survive_sigkill_exactly_once(server: Server, data_dir: Pat
     seed = random.randrange(1_000_000)
     print(f"seed {seed}")
     keys = {tenant: create_key(data_dir, tenant) for tenant in TENANTS}
-    db = data_dir / "auditlake.db"
+    db = data_dir / "journal.db"
     tally = Tally(set(), set(), [])
     stored_at_kill: Counter[Key] = Counter()
 

@@ -64,7 +64,7 @@ def check_stored(client: httpx.Client, db: Path, expected: set[str]) -> None:
 @pytest.mark.timeout(120)
 def test_resent_batch_is_reported_as_duplicates(server: Server, data_dir: Path) -> None:
     key = create_key(data_dir, "acme")
-    db = data_dir / "auditlake.db"
+    db = data_dir / "journal.db"
     ids = [f"dup-{n}" for n in range(150)]
     first = [event(event_id, n) for n, event_id in enumerate(ids)]
     server.start()
@@ -95,7 +95,7 @@ def test_resent_batch_is_reported_as_duplicates(server: Server, data_dir: Path) 
 @pytest.mark.timeout(120)
 def test_idempotency_key_batch_resent_gets_same_ids(server: Server, data_dir: Path) -> None:
     key = create_key(data_dir, "acme")
-    db = data_dir / "auditlake.db"
+    db = data_dir / "journal.db"
     anonymous = [event(None, n) for n in range(40)]
     server.start()
     with open_client(server, key) as client:

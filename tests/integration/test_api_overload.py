@@ -22,7 +22,7 @@ def settings(tmp_path: Path) -> Settings:
 
 def test_overload_is_503_with_retry_after(live_server: LiveServer, settings: Settings) -> None:
     headers = {"authorization": f"Bearer {live_server.key('acme')}"}
-    blocker = sqlite3.connect(settings.database_path, isolation_level=None)
+    blocker = sqlite3.connect(settings.journal_path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # the group-commit writer now waits
     answers: dict[str, httpx.Response] = {}
 

@@ -33,10 +33,15 @@ class Backend(Protocol):
 
 
 class SqlitePair:
-    def __init__(self, path: Path) -> None:
-        self.journal = SqliteJournal(path)
+    """The embedded backends in `folder`: journal, recorder, store."""
+
+    def __init__(self, folder: Path, batch_events: int = 20_000) -> None:
+        self.journal_path, store_path = folder / "journal.db", folder / "store.db"
+        self.recorder = SqliteRecorder(self.journal_path, store_path, batch_events=batch_events)
+        self.journal = SqliteJournal(self.journal_path, on_durable=self.recorder.notify)
         self.journal.start()
-        self.store = SqliteStore(path)
+        self.recorder.start()
+        self.store = SqliteStore(store_path, self.journal_path)
 
     def append(self, events: list[StoredEvent]) -> list[AppendResult]:
         return self.journal.submit(events).result(timeout=10)
@@ -45,11 +50,12 @@ class SqlitePair:
         return self.store.get(tenant, event_id)
 
     def search(self, query: Query) -> Page:
-        self.journal.sync_index().result(timeout=10)
+        self.recorder.sync().result(timeout=10)
         return self.store.search(query)
 
     def close(self) -> None:
         self.journal.close()
+        self.recorder.close()
         self.store.close()
 
 
@@ -65,7 +71,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         log.start()
         yield log
         return
-    pair = SqlitePair(tmp_path / "events.db")
+    pair = SqlitePair(tmp_path)
     yield pair
     pair.close()
 
@@ -131,7 +137,7 @@ def test_search_pages_agree_with_the_reference(tmp_path: Path, params: dict[str,
     events = random_events(7, 300)
     reference = MemoryPair()
     reference.start()
-    sqlite_pair = SqlitePair(tmp_path / "x.db")
+    sqlite_pair = SqlitePair(tmp_path)
     try:
         for chunk in range(0, 300, 60):
             batch = events[chunk : chunk + 60]
@@ -157,11 +163,10 @@ def all_pages(backend: Backend, params: dict[str, str]) -> list[str]:
 
 
 def test_sqlite_appends_are_durable_across_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "durable.db"
-    pair = SqlitePair(path)
+    pair = SqlitePair(tmp_path)
     pair.append(stored("acme", *({"id": f"d{n}", "action": "x"} for n in range(50))))
     pair.close()
-    reopened = SqlitePair(path)
+    reopened = SqlitePair(tmp_path)
     try:
         assert reopened.get("acme", "d49") is not None
         assert reopened.append(stored("acme", {"id": "d0", "action": "x"}))[0].status == "duplicate"
@@ -171,7 +176,7 @@ def test_sqlite_appends_are_durable_across_reopen(tmp_path: Path) -> None:
 
 
 def test_sqlite_full_queue_is_an_explicit_overload_and_nothing_is_lost(tmp_path: Path) -> None:
-    path = tmp_path / "busy.db"
+    path = tmp_path / "journal.db"
     journal = SqliteJournal(path, queue_capacity=100)
     journal.start()
     blocker = sqlite3.connect(path, isolation_level=None)
@@ -189,9 +194,9 @@ def test_sqlite_full_queue_is_an_explicit_overload_and_nothing_is_lost(tmp_path:
     journal.close()
     with pytest.raises(Unavailable):
         journal.submit(stored("acme", {"id": "late", "action": "x"}))
-    store = SqliteStore(path)  # close() indexed everything it had committed
-    assert len(store.search(parse_query("acme", {"limit": "1000"})).events) == 100
-    store.close()
+    pair = SqlitePair(tmp_path)  # its recorder indexes what the journal holds
+    assert len(pair.search(parse_query("acme", {"limit": "1000"})).events) == 100
+    pair.close()
 
 
 def test_sqlite_group_commit_shares_transactions(tmp_path: Path) -> None:
@@ -215,7 +220,7 @@ def test_sqlite_group_commit_shares_transactions(tmp_path: Path) -> None:
 
 
 def test_sqlite_failed_commit_fails_the_group_and_writes_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "fail.db"
+    path = tmp_path / "journal.db"
     journal = SqliteJournal(path)
     journal.start()
     # A trigger makes the group's transaction fail after some rows were inserted.
@@ -234,21 +239,19 @@ def test_sqlite_failed_commit_fails_the_group_and_writes_nothing(tmp_path: Path)
         == "created"
     )
     journal.close()
-    store = SqliteStore(path)
-    assert store.get("acme", "ok-1") is None and store.get("acme", "ok-2") is not None
-    store.close()
+    pair = SqlitePair(tmp_path)
+    assert pair.get("acme", "ok-1") is None and pair.get("acme", "ok-2") is not None
+    pair.close()
 
 
 def test_sqlite_index_follows_the_journal_and_resumes_after_a_crash(tmp_path: Path) -> None:
-    path = tmp_path / "idx.db"
-    journal = SqliteJournal(path, recorder=SqliteRecorder(batch_events=7))
-    journal.start()
-    journal.append(stored("acme", *({"id": f"i{n}", "action": "x"} for n in range(20))))
-    journal.sync_index().result(timeout=10)
-    assert journal.index_lag() == 0
-    journal.close()
+    pair = SqlitePair(tmp_path, batch_events=7)
+    pair.append(stored("acme", *({"id": f"i{n}", "action": "x"} for n in range(20))))
+    pair.recorder.sync().result(timeout=10)
+    assert pair.recorder.lag() == 0
+    pair.close()
     # Journal rows committed just before a crash, never indexed.
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = sqlite3.connect(tmp_path / "journal.db", isolation_level=None)
     late = stored("acme", *({"id": f"i{n}", "action": "x"} for n in range(20, 50)))
     conn.executemany(
         "INSERT INTO events (seq, tenant, id, occurred_us, received_us, body) "
@@ -259,10 +262,24 @@ def test_sqlite_index_follows_the_journal_and_resumes_after_a_crash(tmp_path: Pa
         ],
     )
     conn.close()
-    again = SqlitePair(path)
+    again = SqlitePair(tmp_path, batch_events=7)
     try:
         assert len(again.search(parse_query("acme", {"limit": "1000"})).events) == 50
         counted = "SELECT count(*), count(DISTINCT seq) FROM event_index"
-        assert sqlite3.connect(path).execute(counted).fetchone() == (50, 50)
+        assert sqlite3.connect(tmp_path / "store.db").execute(counted).fetchone() == (50, 50)
+    finally:
+        again.close()
+
+
+def test_sqlite_lost_store_is_rebuilt_from_the_journal(tmp_path: Path) -> None:
+    pair = SqlitePair(tmp_path)
+    pair.append(stored("acme", *({"id": f"r{n}", "action": "x"} for n in range(30))))
+    pair.close()
+    (tmp_path / "store.db").unlink()
+    for leftover in tmp_path.glob("store.db-*"):
+        leftover.unlink()
+    again = SqlitePair(tmp_path)
+    try:
+        assert len(again.search(parse_query("acme", {"limit": "1000"})).events) == 30
     finally:
         again.close()

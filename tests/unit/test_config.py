@@ -22,7 +22,8 @@ def test_layers_apply_in_order(tmp_path: Path) -> None:
     assert settings.data_dir == "/srv/b"
     assert settings.host == "127.0.0.1"
     assert (settings.limits.max_batch_events, settings.limits.max_metadata_keys) == (10, 7)
-    assert settings.database_path == Path("/srv/b/auditlake.db")
+    assert settings.journal_path == Path("/srv/b/journal.db")
+    assert settings.store_path == Path("/srv/b/store.db")
 
 
 @pytest.mark.parametrize(

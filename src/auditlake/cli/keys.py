@@ -18,7 +18,7 @@ app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True
 
 
 def _store(config: ConfigOption, data_dir: str | None) -> SqliteKeyStore:
-    return SqliteKeyStore(settings_from(config, data_dir=data_dir).database_path)
+    return SqliteKeyStore(settings_from(config, data_dir=data_dir).keys_path)
 
 
 @app.command()

@@ -57,3 +57,23 @@ class Journal(Protocol):
 
     def close(self) -> None:
         """Commit what was submitted, then stop."""
+
+
+class Consumer(Protocol):
+    """Follows the journal from its own durable position (the recorder, and
+    later the archiver and forwarders)."""
+
+    def start(self) -> None:
+        """Resume after the stored position."""
+
+    def sync(self) -> Future[None]:
+        """Resolves once everything the journal holds now is processed."""
+
+    def lag(self) -> int:
+        """Events in the journal not processed yet."""
+
+    def healthy(self) -> bool:
+        """False once it has stopped."""
+
+    def close(self) -> None:
+        """Process what the journal holds, then stop."""

@@ -5,13 +5,8 @@ everything queued (up to `max_commit_events`), inserts it into the `events`
 table in one transaction, commits with a full fsync, and only then resolves
 each caller's future. Many concurrent requests therefore share one fsync. The
 queue is bounded in events: when it is full `submit()` raises `Overloaded`
-instead of growing memory.
-
-SQLite has one writer per file, so the same thread also runs the recorder
-that indexes committed events for search. Acknowledgements come first; the
-recorder runs when the queue is idle, when its backlog reaches one batch or
-its oldest event has waited `index_delay` seconds, or when a search asked to
-see everything acknowledged so far (`sync_index()`).
+instead of growing memory. After each commit `on_durable(last_seq)` tells the
+consumers (the recorder) that there is more to read.
 """
 
 from __future__ import annotations
@@ -21,18 +16,17 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 
 from auditlake.core.event import StoredEvent
 from auditlake.errors import AuditlakeError, Overloaded, Unavailable
 from auditlake.journal.base import AppendResult, CommitObserver
-from auditlake.store.sqlite_db import open_database, query
-from auditlake.store.sqlite_recorder import SqliteRecorder
+from auditlake.sqlite_db import open_database, query
 
 log = logging.getLogger(__name__)
 _IN_CHUNK = 500
-IDLE_GRACE = 0.01  # seconds without requests before indexing early
 
 
 class _Request:
@@ -50,38 +44,28 @@ class SqliteJournal:
         self,
         path: Path,
         *,
-        recorder: SqliteRecorder | None = None,
         queue_capacity: int = 50_000,
         max_commit_events: int = 10_000,
-        index_delay: float = 0.2,
         on_commit: CommitObserver | None = None,
+        on_durable: Callable[[int], None] | None = None,
     ) -> None:
         self._path = path
-        self._recorder = recorder or SqliteRecorder()
         self._capacity = queue_capacity
         self._max_commit = max_commit_events
-        self._index_delay = index_delay
         self._on_commit = on_commit
+        self._on_durable = on_durable
         self._queue: deque[_Request] = deque()
         self._wakeup = threading.Condition()
         self._queued_events = 0
         self._closing = False
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
-        self._committed = 0  # last seq committed to the journal
-        self._indexed = 0  # last seq the recorder has indexed
-        self._unindexed_since: float | None = None
-        self._index_waiters: list[tuple[int, Future[None]]] = []
-        self._index_paused_until = 0.0
-        self._last_commit = 0.0
+        self._committed = 0  # last seq committed
 
     def start(self) -> None:
         """Open the database (applying migrations) and start the writer."""
-        self._conn = open_database(self._path)
-        self._committed = self._conn.execute(query("last_seq")).fetchone()[0]
-        self._indexed = self._recorder.position(self._conn)
-        if self._indexed < self._committed:
-            self._unindexed_since = time.monotonic()
+        self._conn = open_database(self._path, "journal")
+        self._committed = self._conn.execute(query("journal", "last_seq")).fetchone()[0]
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self._thread.start()
 
@@ -102,24 +86,9 @@ class SqliteJournal:
         """Submit and wait until the batch is durable."""
         return self.submit(events).result()
 
-    def sync_index(self) -> Future[None]:
-        """Resolves once every event acknowledged before this call is searchable."""
-        future: Future[None] = Future()
-        with self._wakeup:
-            if self._indexed >= self._committed:
-                future.set_result(None)
-            else:
-                self._index_waiters.append((self._committed, future))
-                self._wakeup.notify()
-        return future
-
     def pending(self) -> int:
         """Events queued but not yet committed."""
         return self._queued_events
-
-    def index_lag(self) -> int:
-        """Events acknowledged but not yet searchable."""
-        return self._committed - self._indexed
 
     def healthy(self) -> bool:
         """False once the writer thread has stopped."""
@@ -127,7 +96,7 @@ class SqliteJournal:
         return thread is not None and thread.is_alive()
 
     def close(self) -> None:
-        """Commit and index everything already submitted, then stop the writer."""
+        """Commit everything already submitted, then stop the writer."""
         with self._wakeup:
             self._closing = True
             self._wakeup.notify()
@@ -140,82 +109,26 @@ class SqliteJournal:
     def _run(self) -> None:
         while True:
             group = self._next_group()
-            if group is not None:
-                self._commit_group(group)
-                continue
-            indexed = self._index()
-            if (
-                self._closing
-                and not self._queue
-                and (self._indexed >= self._committed or not indexed)
-            ):
+            if group is None:
                 return
+            self._commit_group(group)
 
     def _next_group(self) -> list[_Request] | None:
-        """The next group to commit, or None when the recorder should run now."""
+        """Everything queued (up to `max_commit_events`), or None once closed."""
         with self._wakeup:
-            while True:
-                due, wait = self._index_schedule(time.monotonic())
-                if due:
-                    return None
-                if self._queue:
-                    return self._take_group()
+            while not self._queue:
                 if self._closing:
                     return None
-                self._wakeup.wait(wait)
-
-    def _index_schedule(self, now: float) -> tuple[bool, float | None]:
-        """Whether the recorder should run now, else how long until it should.
-
-        Acknowledgements come first: with requests queued, indexing waits for
-        a full batch or `index_delay`; with none queued, for IDLE_GRACE more
-        without a request, so a steady stream still gets large index batches.
-        """
-        if self._indexed >= self._committed:
-            return False, None
-        if now < self._index_paused_until:
-            return False, self._index_paused_until - now
-        age = now - (self._unindexed_since or now)
-        backlog = self._committed - self._indexed
-        if (
-            self._index_waiters
-            or backlog >= self._recorder.batch_events
-            or age >= self._index_delay
-        ):
-            return True, None
-        if self._queue:
-            return False, self._index_delay - age
-        idle = now - self._last_commit
-        if idle >= IDLE_GRACE:
-            return True, None
-        return False, min(IDLE_GRACE - idle, self._index_delay - age)
-
-    def _take_group(self) -> list[_Request]:
-        group: list[_Request] = []
-        count = 0
-        while self._queue and (not group or count + len(self._queue[0].events) <= self._max_commit):
-            request = self._queue.popleft()
-            group.append(request)
-            count += len(request.events)
-        return group
-
-    def _index(self) -> bool:
-        """Run one recorder step; False if it failed (it is retried a second later)."""
-        assert self._conn is not None
-        try:
-            indexed = self._recorder.step(self._conn, self._indexed)
-        except Exception:  # the journal is intact; acknowledgements go on meanwhile
-            log.exception("indexing after seq %d failed", self._indexed)
-            self._index_paused_until = time.monotonic() + 1.0
-            return False
-        with self._wakeup:
-            self._indexed = indexed
-            self._unindexed_since = None if indexed >= self._committed else time.monotonic()
-            done = [f for target, f in self._index_waiters if target <= indexed]
-            self._index_waiters = [(t, f) for t, f in self._index_waiters if t > indexed]
-        for future in done:
-            future.set_result(None)
-        return True
+                self._wakeup.wait()
+            group: list[_Request] = []
+            count = 0
+            while self._queue and (
+                not group or count + len(self._queue[0].events) <= self._max_commit
+            ):
+                request = self._queue.popleft()
+                group.append(request)
+                count += len(request.events)
+            return group
 
     def _commit_group(self, group: list[_Request]) -> None:
         started = time.perf_counter()
@@ -230,6 +143,8 @@ class SqliteJournal:
         else:
             if self._on_commit is not None:
                 self._on_commit(count, time.perf_counter() - started)
+            if self._on_durable is not None:
+                self._on_durable(self._committed)
             for request, result in zip(group, results, strict=True):
                 request.future.set_result(result)
         finally:
@@ -242,16 +157,12 @@ class SqliteJournal:
         conn.execute("BEGIN IMMEDIATE")
         try:
             results, rows = _new_rows(conn, group, self._committed + 1)
-            conn.executemany(query("insert_event"), rows)
+            conn.executemany(query("journal", "insert_event"), rows)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        with self._wakeup:
-            self._last_commit = time.monotonic()
-            if rows and self._unindexed_since is None:
-                self._unindexed_since = self._last_commit
-            self._committed += len(rows)
+        self._committed += len(rows)
         return results
 
 

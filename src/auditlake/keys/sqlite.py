@@ -1,4 +1,4 @@
-"""API keys in the embedded database."""
+"""API keys in their own embedded database."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import cast
 
 from auditlake.keys.base import SCOPES, ApiKey, Scope, check_tenant, new_secret
-from auditlake.store.sqlite_db import open_database, query
+from auditlake.sqlite_db import open_database, query
 
 
 class SqliteKeyStore:
     """`KeyStore` on the `api_keys` table."""
 
     def __init__(self, path: Path) -> None:
-        self._conn = open_database(path)
+        self._conn = open_database(path, "keys")
         self._lock = threading.Lock()
 
     def create(self, tenant: str, scopes: list[Scope], name: str = "") -> tuple[ApiKey, str]:
@@ -27,7 +27,7 @@ class SqliteKeyStore:
         key = ApiKey(key_id, tenant, ordered, name, datetime.now(UTC))
         with self._lock:
             self._conn.execute(
-                query("insert_key"),
+                query("keys", "insert_key"),
                 (key_id, tenant, ",".join(ordered), secret_hash, name, key.created_at.isoformat()),
             )
         return key, full_key
@@ -35,20 +35,20 @@ class SqliteKeyStore:
     def find(self, key_id: str) -> tuple[ApiKey, bytes] | None:
         """The key and its secret hash, or None."""
         with self._lock:
-            row = self._conn.execute(query("get_key"), (key_id,)).fetchone()
+            row = self._conn.execute(query("keys", "get_key"), (key_id,)).fetchone()
         return None if row is None else (_key(row), bytes(row[3]))
 
     def list(self) -> list[ApiKey]:
         """Every key, oldest first."""
         with self._lock:
-            rows = self._conn.execute(query("list_keys")).fetchall()
+            rows = self._conn.execute(query("keys", "list_keys")).fetchall()
         return [_key(row) for row in rows]
 
     def revoke(self, key_id: str) -> bool:
         """Mark a key revoked; False if unknown or already revoked."""
         with self._lock:
             cursor = self._conn.execute(
-                query("revoke_key"), (datetime.now(UTC).isoformat(), key_id)
+                query("keys", "revoke_key"), (datetime.now(UTC).isoformat(), key_id)
             )
         return cursor.rowcount == 1
 

@@ -1,5 +1,6 @@
-"""Searching the embedded database. Reads run in WAL mode beside the writer,
-each thread on its own connection."""
+"""Searching the embedded store: the recorder's index in the store database,
+joined to event bodies in the journal database (attached as `journal`).
+Reads run in WAL mode beside the writers, each thread on its own connection."""
 
 from __future__ import annotations
 
@@ -9,22 +10,23 @@ from pathlib import Path
 from typing import Any
 
 from auditlake.core.query import WORD, Filters, Position, Query
+from auditlake.sqlite_db import connect, query
 from auditlake.store.base import Page
-from auditlake.store.sqlite_db import connect, query
 
 
 class SqliteStore:
-    """`EventStore` over the embedded database (the journal's own table)."""
+    """`EventStore` over the embedded store and journal databases."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
+    def __init__(self, store_path: Path, journal_path: Path) -> None:
+        self._store_path = store_path
+        self._journal_path = journal_path
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
 
     def get(self, tenant: str, event_id: str) -> bytes | None:
         """The stored JSON of one event of this tenant, or None."""
-        row = self._conn().execute(query("get_event"), (tenant, event_id)).fetchone()
+        row = self._conn().execute(query("store", "get_event"), (tenant, event_id)).fetchone()
         return None if row is None else bytes(row[0])
 
     def search(self, q: Query) -> Page:
@@ -38,7 +40,9 @@ class SqliteStore:
 
     def ping(self) -> None:
         """Raise if the database cannot be read."""
-        self._conn().execute("SELECT 1 FROM events LIMIT 1").fetchall()
+        conn = self._conn()
+        conn.execute("SELECT 1 FROM event_index LIMIT 1").fetchall()
+        conn.execute("SELECT 1 FROM journal.events LIMIT 1").fetchall()
 
     def close(self) -> None:
         """Close every connection this store opened."""
@@ -51,7 +55,8 @@ class SqliteStore:
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self._path, readonly=True)
+            conn = connect(self._store_path, wal=False)
+            conn.execute("ATTACH DATABASE ? AS journal", (str(self._journal_path),))
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
@@ -99,7 +104,8 @@ def build_search(q: Query) -> tuple[str, list[Any]]:
     direction = "DESC" if descending else "ASC"
     sql = (
         "SELECT j.body, e.occurred_us, e.seq "
-        f"FROM event_index AS e INDEXED BY {_index_for(f)} JOIN events AS j ON j.seq = e.seq "
+        f"FROM event_index AS e INDEXED BY {_index_for(f)} "
+        "JOIN journal.events AS j ON j.seq = e.seq "
         "WHERE "
         + " AND ".join(where)
         + f" ORDER BY e.occurred_us {direction}, e.seq {direction} LIMIT ?"

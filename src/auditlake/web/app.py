@@ -82,6 +82,9 @@ class _OpsRoutes:
         problems = []
         if not self.services.journal.healthy():
             problems.append("journal writer is not running")
+        recorder = self.services.recorder
+        if recorder is not None and not recorder.healthy():
+            problems.append("recorder is not running")
         try:
             await run_in_threadpool(self.services.store.ping)
         except Exception as exc:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from auditlake.config import Settings
-from auditlake.journal.base import Journal
+from auditlake.journal.base import Consumer, Journal
 from auditlake.keys.base import KeyStore
 from auditlake.store.base import EventStore
 from auditlake.web.metrics import Metrics
@@ -24,25 +22,31 @@ class Services:
     store: EventStore
     keys: KeyStore
     metrics: Metrics = field(default_factory=Metrics)
-    # Resolves once everything acknowledged so far is searchable (None: always is).
-    searchable: Callable[[], Future[None]] | None = None
-    # Events acknowledged but not yet searchable.
-    index_lag: Callable[[], int] = lambda: 0
+    # Indexes the journal for search; None when the store is the journal itself.
+    recorder: Consumer | None = None
 
     def start(self) -> None:
-        """Start the journal writer."""
+        """Start the journal writer, then the recorder that follows it."""
         self.journal.start()
+        if self.recorder is not None:
+            self.recorder.start()
 
     async def wait_searchable(self) -> None:
         """Let a search see every event acknowledged before it, if that takes
         no longer than `search_wait_seconds`; otherwise search what is indexed."""
-        if self.searchable is None:
+        if self.recorder is None:
             return
-        waiting = asyncio.wrap_future(self.searchable())
+        waiting = asyncio.wrap_future(self.recorder.sync())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(waiting, self.settings.search_wait_seconds)
 
+    def index_lag(self) -> int:
+        """Events acknowledged but not yet searchable."""
+        return 0 if self.recorder is None else self.recorder.lag()
+
     def close(self) -> None:
-        """Drain the journal, then release the read side."""
+        """Drain the journal, let the recorder catch up, then release the read side."""
         self.journal.close()
+        if self.recorder is not None:
+            self.recorder.close()
         self.store.close()
