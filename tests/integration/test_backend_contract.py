@@ -22,6 +22,7 @@ from auditlake.journal.base import AppendResult
 from auditlake.journal.memory import MemoryEventLog
 from auditlake.journal.sqlite import SqliteJournal
 from auditlake.store.base import Page
+from auditlake.store import sqlite as sqlite_store
 from auditlake.store.sqlite import SqliteStore
 from auditlake.store.sqlite_recorder import SqliteRecorder
 
@@ -132,8 +133,12 @@ QUERIES: list[dict[str, str]] = [
 ]
 
 
+@pytest.mark.parametrize("few_targets", [1, 2000], ids=["time-index", "by-seq"])
 @pytest.mark.parametrize("params", QUERIES, ids=[str(q) for q in QUERIES])
-def test_search_pages_agree_with_the_reference(tmp_path: Path, params: dict[str, str]) -> None:
+def test_search_pages_agree_with_the_reference(
+    tmp_path: Path, params: dict[str, str], few_targets: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_store, "FEW_TARGETS", few_targets)
     events = random_events(7, 300)
     reference = MemoryPair()
     reference.start()

@@ -13,6 +13,9 @@ from auditlake.core.query import WORD, Filters, Position, Query
 from auditlake.sqlite_db import connect, query
 from auditlake.store.base import Page
 
+# Below this many events for a target_id, a search fetches them by seq.
+FEW_TARGETS = 2000
+
 
 class SqliteStore:
     """`EventStore` over the embedded store and journal databases."""
@@ -31,12 +34,25 @@ class SqliteStore:
 
     def search(self, q: Query) -> Page:
         """One page of matching events, ordered by (occurred_at, seq)."""
-        sql, params = build_search(q)
-        rows = self._conn().execute(sql, params).fetchall()
+        conn = self._conn()
+        sql, params = build_search(q, few_targets=self._few_targets(conn, q))
+        rows = conn.execute(sql, params).fetchall()
         events = [bytes(row[0]) for row in rows[: q.limit]]
         more = len(rows) > q.limit
         last = rows[q.limit - 1] if more else None
         return Page(events, Position(last[1], last[2]) if last else None)
+
+    def _few_targets(self, conn: sqlite3.Connection, q: Query) -> bool:
+        """Whether the target_id filter matches so few events that fetching them
+        by seq and sorting beats walking the tenant's time index."""
+        if q.filters.target_id is None:
+            return False
+        count = conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM event_targets "
+            "WHERE tenant = ? AND target_id = ? LIMIT ?)",
+            (q.tenant, q.filters.target_id, FEW_TARGETS),
+        ).fetchone()[0]
+        return int(count) < FEW_TARGETS
 
     def ping(self) -> None:
         """Raise if the database cannot be read."""
@@ -63,8 +79,12 @@ class SqliteStore:
         return conn
 
 
-def build_search(q: Query) -> tuple[str, list[Any]]:
-    """The SELECT for one page (one row more than the limit, to know if more exist)."""
+def build_search(q: Query, *, few_targets: bool = False) -> tuple[str, list[Any]]:
+    """The SELECT for one page (one row more than the limit, to know if more exist).
+
+    With `few_targets`, the page is built from the target's events by seq
+    instead of along a time index.
+    """
     f = q.filters
     where: list[str] = ["e.tenant = ?"]
     params: list[Any] = [q.tenant]
@@ -104,7 +124,7 @@ def build_search(q: Query) -> tuple[str, list[Any]]:
     direction = "DESC" if descending else "ASC"
     sql = (
         "SELECT j.body, e.occurred_us, e.seq "
-        f"FROM event_index AS e INDEXED BY {_index_for(f)} "
+        f"FROM event_index AS e {'NOT INDEXED' if few_targets else 'INDEXED BY ' + _index_for(f)} "
         "JOIN journal.events AS j ON j.seq = e.seq "
         "WHERE "
         + " AND ".join(where)
