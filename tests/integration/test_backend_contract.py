@@ -21,8 +21,8 @@ from auditlake.errors import Overloaded, Unavailable
 from auditlake.journal.base import AppendResult
 from auditlake.journal.memory import MemoryEventLog
 from auditlake.journal.sqlite import SqliteJournal
-from auditlake.store.base import Page
 from auditlake.store import sqlite as sqlite_store
+from auditlake.store.base import Page
 from auditlake.store.sqlite import SqliteStore
 from auditlake.store.sqlite_recorder import SqliteRecorder
 
