@@ -13,8 +13,8 @@ from starlette.applications import Starlette
 from auditlake.config import Settings
 from auditlake.journal.sqlite import SqliteJournal
 from auditlake.keys.sqlite import SqliteKeyStore
+from auditlake.store.recorder_process import RecorderProcess
 from auditlake.store.sqlite import SqliteStore
-from auditlake.store.sqlite_recorder import SqliteRecorder
 from auditlake.web.app import create_app
 from auditlake.web.metrics import Metrics
 from auditlake.web.services import Services
@@ -23,7 +23,7 @@ from auditlake.web.services import Services
 def build_services(settings: Settings) -> Services:
     """The embedded backends for `settings` (not started yet)."""
     metrics = Metrics()
-    recorder = SqliteRecorder(
+    recorder = RecorderProcess(
         settings.journal_path,
         settings.store_path,
         batch_events=settings.index_batch_events,

@@ -151,6 +151,8 @@ def step(
 ) -> tuple[int, int, float]:
     """Index up to `limit` journal events after `after` in one transaction.
 
+    The stored position is checked inside the transaction, so two recorders
+    (say, one of a process that was just killed) never index an event twice.
     Returns (events indexed, new position, seconds taken).
     """
     started = time.perf_counter()
@@ -170,6 +172,10 @@ def step(
     new_position = int(rows[-1][0])
     store.execute("BEGIN IMMEDIATE")
     try:
+        moved = position(store)
+        if moved != after:  # another recorder (a previous process) got there first
+            store.execute("ROLLBACK")
+            return 0, moved, 0.0
         store.executemany(query("store", "insert_index"), index)
         store.executemany(query("store", "insert_target"), targets)
         store.executemany(query("store", "insert_text"), texts)

@@ -1,0 +1,200 @@
+"""The embedded recorder in a child process, so indexing for search runs on
+another core than ingest instead of sharing the server's interpreter lock.
+
+Parent and child talk over one pipe. Parent -> child: `("head", seq)` after
+each journal commit, `("close",)` at shutdown. Child -> parent: `("at", seq,
+events, seconds)` after each step (and once at start). The child owns the
+store's write connection; its position lives in the store (see `step()`),
+so killing either process at any moment loses nothing: a new child resumes
+from the stored position. The child exits when the parent goes away.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from auditlake.sqlite_db import connect, open_database, query
+from auditlake.store.sqlite_recorder import position, step
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 0.5
+PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
+
+
+class RecorderProcess:
+    """`Consumer` that indexes the journal for search in a child process."""
+
+    def __init__(
+        self,
+        journal_path: Path,
+        store_path: Path,
+        *,
+        batch_events: int = 20_000,
+        on_step: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self._args = (str(journal_path), str(store_path), batch_events)
+        self._on_step = on_step
+        self._lock = threading.Lock()
+        self._head = 0
+        self._position = -1  # unknown until the child reports
+        self._waiters: list[tuple[int, Future[None]]] = []
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._pipe: Connection | None = None
+        self._listener: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the child and wait until it reports its stored position."""
+        context = multiprocessing.get_context("spawn")
+        parent_end, child_end = context.Pipe(duplex=True)
+        self._process = context.Process(
+            target=run_child, args=(child_end, *self._args, os.getpid()), daemon=True
+        )
+        self._process.start()
+        child_end.close()
+        self._pipe = parent_end
+        self._listener = threading.Thread(target=self._listen, name="recorder-pipe", daemon=True)
+        self._listener.start()
+        deadline = time.monotonic() + 60
+        while self._position < 0:
+            if not self.healthy() or time.monotonic() > deadline:
+                raise RuntimeError("the recorder process did not start")
+            time.sleep(0.01)
+
+    def notify(self, head: int) -> None:
+        """The journal holds events up to `head` (called after each group commit)."""
+        with self._lock:
+            self._head = max(self._head, head)
+            self._send(("head", head))
+
+    def sync(self) -> Future[None]:
+        """Resolves once everything the journal held at this call is indexed."""
+        future: Future[None] = Future()
+        with self._lock:
+            if self._position >= self._head or not self.healthy():
+                future.set_result(None)
+            else:
+                self._waiters.append((self._head, future))
+        return future
+
+    def lag(self) -> int:
+        """Events in the journal not yet searchable."""
+        return max(0, self._head - self._position)
+
+    def healthy(self) -> bool:
+        """False once the child has exited."""
+        return self._process is not None and self._process.is_alive()
+
+    def close(self) -> None:
+        """Let the child index what the journal holds, then stop it."""
+        if self._process is None:
+            return
+        with self._lock:
+            self._send(("close",))
+        self._process.join(timeout=60)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+        if self._listener is not None:
+            self._listener.join(timeout=5)
+        with self._lock:
+            waiters, self._waiters = self._waiters, []
+        for _target, future in waiters:
+            future.set_result(None)
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        if self._pipe is not None and not self._pipe.closed:
+            try:
+                self._pipe.send(message)
+            except (BrokenPipeError, OSError):
+                log.warning("the recorder process is gone")
+
+    def _listen(self) -> None:
+        assert self._pipe is not None
+        while True:
+            try:
+                _kind, at, events, seconds = self._pipe.recv()
+            except (EOFError, OSError):
+                return
+            if events and self._on_step is not None:
+                self._on_step(events, seconds)
+            with self._lock:
+                self._position = at
+                self._head = max(self._head, at)
+                ready = [f for target, f in self._waiters if target <= at]
+                self._waiters = [(t, f) for t, f in self._waiters if t > at]
+            for future in ready:
+                future.set_result(None)
+
+
+def run_child(
+    pipe: Connection, journal_path: str, store_path: str, batch_events: int, parent: int
+) -> None:
+    """The child's loop: index while behind the journal head, else wait for news."""
+    _die_with(parent)
+    logging.basicConfig(level=logging.INFO, format="recorder: %(levelname)s %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    store = open_database(Path(store_path), "store", synchronous="NORMAL")
+    journal = connect(Path(journal_path))
+    at = position(store)
+    head = _journal_head(journal)
+    closing = False
+    if not _tell(pipe, at, 0, 0.0):
+        return
+    while True:
+        if at < head:
+            try:
+                events, at, seconds = step(journal, store, at, batch_events)
+            except Exception:  # the journal is intact; try again shortly
+                log.exception("indexing after seq %d failed", at)
+                time.sleep(1.0)
+                at = position(store)
+                continue
+            if not _tell(pipe, at, events, seconds):
+                return
+        elif closing or os.getppid() != parent:
+            return
+        # Wait for news only when caught up; either way read what has come.
+        timeout = 0.0 if at < head else POLL_SECONDS
+        while pipe.poll(timeout):
+            try:
+                message = pipe.recv()
+            except (EOFError, OSError):  # the parent is gone; what was indexed is committed
+                return
+            closing = closing or message[0] == "close"
+            timeout = 0.0
+        head = max(head, _journal_head(journal))
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this process when the parent dies (Linux), so a
+    crashed server never leaves a recorder behind that still uses its files."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(0)
+
+
+def _tell(pipe: Connection, at: int, events: int, seconds: float) -> bool:
+    """Report progress; False when the parent is gone."""
+    try:
+        pipe.send(("at", at, events, seconds))
+    except OSError:
+        return False
+    return True
+
+
+def _journal_head(journal: Any) -> int:
+    return int(journal.execute(query("journal", "last_seq")).fetchone()[0])
