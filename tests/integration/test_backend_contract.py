@@ -23,8 +23,9 @@ from auditlake.journal.memory import MemoryEventLog
 from auditlake.journal.sqlite import SqliteJournal
 from auditlake.store import sqlite as sqlite_store
 from auditlake.store.base import Page
+from auditlake.store.recorder_process import RecorderProcess
 from auditlake.store.sqlite import SqliteStore
-from auditlake.store.sqlite_recorder import SqliteRecorder
+from auditlake.store.sqlite_recorder import step as recorder_step
 
 
 class Backend(Protocol):
@@ -38,7 +39,7 @@ class SqlitePair:
 
     def __init__(self, folder: Path, batch_events: int = 20_000) -> None:
         self.journal_path, store_path = folder / "journal.db", folder / "store.db"
-        self.recorder = SqliteRecorder(self.journal_path, store_path, batch_events=batch_events)
+        self.recorder = RecorderProcess(self.journal_path, store_path, batch_events=batch_events)
         self.journal = SqliteJournal(self.journal_path, on_durable=self.recorder.notify)
         self.journal.start()
         self.recorder.start()
@@ -288,3 +289,15 @@ def test_sqlite_lost_store_is_rebuilt_from_the_journal(tmp_path: Path) -> None:
         assert len(again.search(parse_query("acme", {"limit": "1000"})).events) == 30
     finally:
         again.close()
+
+
+def test_a_stale_recorder_step_never_indexes_twice(tmp_path: Path) -> None:
+    pair = SqlitePair(tmp_path)
+    pair.append(stored("acme", *({"id": f"s{n}", "action": "x"} for n in range(10))))
+    pair.recorder.sync().result(timeout=10)
+    pair.close()
+    journal = sqlite3.connect(tmp_path / "journal.db")
+    store = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
+    # A recorder that still believes nothing was indexed is told where it is.
+    assert recorder_step(journal, store, 0, 100)[:2] == (0, 10)
+    assert store.execute("SELECT count(*) FROM event_index").fetchone() == (10,)
