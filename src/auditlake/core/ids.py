@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import threading
 import time
 import uuid
@@ -12,26 +13,24 @@ import uuid
 _lock = threading.Lock()
 _last_ms = 0
 _counter = 0
-_entropy = b""
-_ENTROPY_CHUNK = 8 * 512  # one getrandom() call per 512 ids
+# Ids must be unique, not secret: a fast generator seeded from the OS is enough
+# (the OS source costs up to a millisecond per call on some virtual machines).
+_random = random.Random(os.urandom(32))
 
 
 def uuid7(now_ms: int | None = None) -> str:
     """A UUIDv7 (RFC 9562) string; monotonic within one process.
 
     The 12-bit `rand_a` field holds a counter seeded randomly each millisecond,
-    so ids made in the same millisecond still sort in creation order; `rand_b`
-    is 62 bits from the OS's cryptographic random source.
+    so ids made in the same millisecond still sort in creation order. Ids are
+    unique, not unguessable: never use them as secrets.
     """
-    global _last_ms, _counter, _entropy
+    global _last_ms, _counter
     ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     with _lock:
-        if len(_entropy) < 10:
-            _entropy = os.urandom(_ENTROPY_CHUNK)
-        seed, random_bits, _entropy = _entropy[:2], _entropy[2:10], _entropy[10:]
         if ms > _last_ms:
             _last_ms = ms
-            _counter = int.from_bytes(seed, "big") & 0x7FF
+            _counter = _random.getrandbits(11)
         else:
             ms = _last_ms
             _counter += 1
@@ -40,7 +39,7 @@ def uuid7(now_ms: int | None = None) -> str:
                 ms = _last_ms
                 _counter = 0
         counter = _counter
-    low = (0b10 << 62) | (int.from_bytes(random_bits, "big") & 0x3FFF_FFFF_FFFF_FFFF)
+        low = (0b10 << 62) | _random.getrandbits(62)
     text = f"{ms & 0xFFFF_FFFF_FFFF:012x}7{counter:03x}{low:016x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
