@@ -31,6 +31,10 @@ _encode = msgspec.json.encode
 _PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _FIELD = re.compile(r"field `(?P<name>[^`]+)`")
 _CONTAINERS = (dict, list)
+_ACTOR_TEXT = ("type", "name", "email", "ip")
+_TARGET_TEXT = ("type", "name")
+_CONTEXT_TEXT = ("location", "ip", "user_agent", "request_id")
+_ERROR_TEXT = ("code", "message")
 MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 
@@ -112,9 +116,11 @@ def normalize(inputs: list[EventInput], origin: Origin, limits: Limits) -> list[
             problems.extend(found)
             continue
         body = _encode(event)
-        if len(body) > limits.max_event_bytes:
-            message = f"the event is {len(body)} bytes, over {limits.max_event_bytes}"
-            problems.append(Problem("", message, index if batch else None))
+        too_large = _check_sizes(event, body, limits)
+        if too_large:
+            for problem in too_large:
+                problem.index = index if batch else None
+            problems.extend(too_large)
             continue
         occurred = to_micros(event.occurred_at)
         stored.append(StoredEvent(event, body, occurred, to_micros(event.received_at)))
@@ -142,7 +148,8 @@ def _normalize_one(
     if item.version < 1:
         found.append(Problem("version", "must be 1 or more"))
     metadata = item.metadata or {}
-    _check_metadata(metadata, "metadata", limits, found)
+    if metadata:
+        _check_metadata(metadata, "metadata", limits, found)
     outcome = item.outcome or ("failure" if item.error is not None else "success")
     return Event(
         id=event_id,
@@ -201,76 +208,74 @@ def _text(
     return text
 
 
-def _optional(value: str | None, field: str, cap: int, found: list[Problem]) -> str | None:
-    if value is None:
-        return None
-    return _text(value, field, cap, found) or None
+def _trim(obj: Any, where: str, names: tuple[str, ...], cap: int, found: list[Problem]) -> None:
+    """Trim the optional text fields `names` of a freshly decoded struct in place
+    (blank becomes None), noting any over `cap` characters."""
+    for name in names:
+        value = getattr(obj, name)
+        if value is None:
+            continue
+        text = value.strip()
+        if len(text) > cap:
+            found.append(Problem(f"{where}.{name}", f"at most {cap} characters"))
+        if text is not value:  # str.strip() returns the string itself when unchanged
+            setattr(obj, name, text or None)
 
 
 def _actor(actor: Actor | None, limits: Limits, found: list[Problem]) -> Actor | None:
-    if actor is None:
-        return None
-    cap = limits.max_string_length
-    if actor.metadata is not None:
-        _check_metadata(actor.metadata, "actor.metadata", limits, found)
-    return Actor(
-        id=_text(actor.id, "actor.id", limits.max_id_length, found, required=True),
-        type=_optional(actor.type, "actor.type", cap, found),
-        name=_optional(actor.name, "actor.name", cap, found),
-        email=_optional(actor.email, "actor.email", cap, found),
-        ip=_optional(actor.ip, "actor.ip", cap, found),
-        metadata=actor.metadata,
-    )
+    if actor is not None:
+        actor.id = _text(actor.id, "actor.id", limits.max_id_length, found, required=True)
+        _trim(actor, "actor", _ACTOR_TEXT, limits.max_string_length, found)
+        if actor.metadata is not None:
+            _check_metadata(actor.metadata, "actor.metadata", limits, found)
+    return actor
 
 
 def _target(target: Target, i: int, limits: Limits, found: list[Problem]) -> Target:
-    cap = limits.max_string_length
     where = f"targets[{i}]"
+    target.id = _text(target.id, f"{where}.id", limits.max_id_length, found, required=True)
+    _trim(target, where, _TARGET_TEXT, limits.max_string_length, found)
     if target.metadata is not None:
         _check_metadata(target.metadata, f"{where}.metadata", limits, found)
-    return Target(
-        id=_text(target.id, f"{where}.id", limits.max_id_length, found, required=True),
-        type=_optional(target.type, f"{where}.type", cap, found),
-        name=_optional(target.name, f"{where}.name", cap, found),
-        metadata=target.metadata,
-    )
+    return target
 
 
 def _context(context: Context | None, limits: Limits, found: list[Problem]) -> Context | None:
-    if context is None:
-        return None
-    cap = limits.max_string_length
-    return Context(
-        location=_optional(context.location, "context.location", cap, found),
-        ip=_optional(context.ip, "context.ip", cap, found),
-        user_agent=_optional(context.user_agent, "context.user_agent", cap, found),
-        request_id=_optional(context.request_id, "context.request_id", cap, found),
-    )
+    if context is not None:
+        _trim(context, "context", _CONTEXT_TEXT, limits.max_string_length, found)
+    return context
 
 
 def _error(error: ErrorInfo | None, limits: Limits, found: list[Problem]) -> ErrorInfo | None:
-    if error is None:
-        return None
-    cap = limits.max_string_length
-    return ErrorInfo(
-        code=_optional(error.code, "error.code", cap, found),
-        message=_optional(error.message, "error.message", cap, found),
-    )
+    if error is not None:
+        _trim(error, "error", _ERROR_TEXT, limits.max_string_length, found)
+    return error
 
 
 def _check_metadata(
     metadata: dict[str, Any], field: str, limits: Limits, found: list[Problem]
 ) -> None:
-    if not metadata:
-        return
+    """Key count and depth; the size is checked on the encoded event (`_check_sizes`)."""
     if len(metadata) > limits.max_metadata_keys:
         found.append(Problem(field, f"at most {limits.max_metadata_keys} keys"))
-    size = len(_encode(metadata))
-    if size > limits.max_metadata_bytes:
-        found.append(Problem(field, f"{size} bytes serialized, over {limits.max_metadata_bytes}"))
     nested = any(type(value) in _CONTAINERS for value in metadata.values())
     if nested and _depth(metadata) > limits.max_metadata_depth:
         found.append(Problem(field, f"nested deeper than {limits.max_metadata_depth} levels"))
+
+
+def _check_sizes(event: Event, body: bytes, limits: Limits) -> list[Problem]:
+    """Size limits of the encoded event and of each metadata object in it."""
+    if len(body) > limits.max_event_bytes:
+        return [Problem("", f"the event is {len(body)} bytes, over {limits.max_event_bytes}")]
+    if len(body) <= limits.max_metadata_bytes:  # no part can be larger than the whole
+        return []
+    cap = limits.max_metadata_bytes
+    parts: list[tuple[str, dict[str, Any] | None]] = [("metadata", event.metadata)]
+    if event.actor is not None:
+        parts.append(("actor.metadata", event.actor.metadata))
+    parts += [(f"targets[{i}].metadata", t.metadata) for i, t in enumerate(event.targets)]
+    sizes = [(field, len(_encode(value))) for field, value in parts if value]
+    return [Problem(f, f"{n} bytes serialized, over {cap}") for f, n in sizes if n > cap]
 
 
 def _depth(value: Any) -> int:

@@ -31,6 +31,7 @@ from auditlake.store.sqlite_recorder import position, step
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
+RECORDER_NICENESS = 5
 
 
 class RecorderProcess:
@@ -143,6 +144,7 @@ def run_child(
 ) -> None:
     """The child's loop: index while behind the journal head, else wait for news."""
     _die_with(parent)
+    os.nice(RECORDER_NICENESS)  # indexing yields the CPU to ingest; it catches up after
     logging.basicConfig(level=logging.INFO, format="recorder: %(levelname)s %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     store = open_database(Path(store_path), "store", synchronous="NORMAL")
