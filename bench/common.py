@@ -1,0 +1,105 @@
+"""Helpers shared by the benchmarks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import auditlake
+from auditlake.core.event import StoredEvent, search_text
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+Row = tuple[Any, ...]
+Rows = tuple[list[Row], list[Row], list[Row]]
+
+
+def journal_rows(stored: list[StoredEvent], first_seq: int) -> list[Row]:
+    """The `events` (journal) rows the group commit writes for `stored`.
+
+    Mirrors `journal.sqlite._new_rows`: what an acknowledgement waits for.
+    """
+    return [
+        (seq, item.event.tenant, item.event.id, item.occurred_us, item.received_us, item.body)
+        for seq, item in enumerate(stored, start=first_seq)
+    ]
+
+
+def index_rows(stored: list[StoredEvent], first_seq: int) -> Rows:
+    """The store's (event_index, event_targets, events_text) rows for `stored`.
+
+    Mirrors `store.sqlite_recorder.step` column for column.
+    """
+    index: list[Row] = []
+    targets: list[Row] = []
+    texts: list[Row] = []
+    for seq, item in enumerate(stored, start=first_seq):
+        event, actor = item.event, item.event.actor
+        index.append((
+            seq, event.tenant, event.action, item.occurred_us, actor.id if actor else None,
+            actor.type if actor else None, event.outcome, event.source,
+        ))  # fmt: skip
+        targets += [(seq, event.tenant, t.id, t.type) for t in event.targets]
+        texts.append((seq, search_text(event)))
+    return index, targets, texts
+
+
+def schema_fingerprint() -> str:
+    """A hash of the embedded journal and store schemas and queries (stale caches)."""
+    digest = hashlib.sha256()
+    for schema in ("journal", "store"):
+        folder = resources.files("auditlake.sql").joinpath(schema)
+        for name in sorted(e.name for e in folder.iterdir() if e.name.endswith(".sql")):
+            digest.update(f"{schema}/{name}".encode() + folder.joinpath(name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (`values` need not be sorted); NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * pct // 100))
+    return ordered[min(int(rank), len(ordered)) - 1]
+
+
+def environment() -> dict[str, Any]:
+    """What the figures were measured on."""
+    model = ""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        model = next(
+            (ln.split(":", 1)[1].strip() for ln in out.splitlines() if "Model name" in ln), ""
+        )
+    except OSError:
+        pass
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpu": model,
+        "python": sys.version.split()[0],
+        "sqlite": sqlite3.sqlite_version,
+        "git_commit": commit,  # of the checkout; see auditlake_source for what ran
+        "auditlake_source": str(Path(auditlake.__file__).parent),
+    }
+
+
+def write_results(name: str, figures: dict[str, Any]) -> Path:
+    """Save `figures` under bench/results/ (gitignored) and return the path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    dest = RESULTS / f"{name}-{stamp}.json"
+    dest.write_text(json.dumps(figures, indent=2))
+    return dest
