@@ -48,6 +48,7 @@ class RecorderProcess:
         self._args = (str(journal_path), str(store_path), batch_events)
         self._on_step = on_step
         self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
         self._head = 0
         self._position = -1  # unknown until the child reports
         self._waiters: list[tuple[int, Future[None]]] = []
@@ -77,7 +78,7 @@ class RecorderProcess:
         """The journal holds events up to `head` (called after each group commit)."""
         with self._lock:
             self._head = max(self._head, head)
-            self._send(("head", head))
+        self._send(("head", head))
 
     def sync(self) -> Future[None]:
         """Resolves once everything the journal held at this call is indexed."""
@@ -101,8 +102,7 @@ class RecorderProcess:
         """Let the child index what the journal holds, then stop it."""
         if self._process is None:
             return
-        with self._lock:
-            self._send(("close",))
+        self._send(("close",))
         self._process.join(timeout=60)
         if self._process.is_alive():
             self._process.kill()
@@ -115,11 +115,14 @@ class RecorderProcess:
             future.set_result(None)
 
     def _send(self, message: tuple[Any, ...]) -> None:
-        if self._pipe is not None and not self._pipe.closed:
-            try:
-                self._pipe.send(message)
-            except (BrokenPipeError, OSError):
-                log.warning("the recorder process is gone")
+        # Never under `_lock`: the listener must always be free to drain the
+        # child's messages, or a full pipe in each direction would deadlock.
+        with self._send_lock:
+            if self._pipe is not None and not self._pipe.closed:
+                try:
+                    self._pipe.send(message)
+                except OSError:
+                    log.warning("the recorder process is gone")
 
     def _listen(self) -> None:
         assert self._pipe is not None
