@@ -3,7 +3,8 @@ another core than ingest instead of sharing the server's interpreter lock.
 
 Parent and child talk over one pipe. Parent -> child: `("head", seq)` after
 each journal commit, `("close",)` at shutdown. Child -> parent: `("at", seq,
-events, seconds)` after each step (and once at start). The child owns the
+events, seconds, head)` after each step and once at start, `head` being the
+journal's last seq as the child last read it. The child owns the
 store's write connection; its position lives in the store (see `step()`),
 so killing either process at any moment loses nothing: a new child resumes
 from the stored position. The child exits when the parent goes away.
@@ -128,14 +129,14 @@ class RecorderProcess:
         assert self._pipe is not None
         while True:
             try:
-                _kind, at, events, seconds = self._pipe.recv()
+                _kind, at, events, seconds, head = self._pipe.recv()
             except (EOFError, OSError):
                 return
             if events and self._on_step is not None:
                 self._on_step(events, seconds)
             with self._lock:
                 self._position = at
-                self._head = max(self._head, at)
+                self._head = max(self._head, head)
                 ready = [f for target, f in self._waiters if target <= at]
                 self._waiters = [(t, f) for t, f in self._waiters if t > at]
             for future in ready:
@@ -155,7 +156,7 @@ def run_child(
     at = position(store)
     head = _journal_head(journal)
     closing = False
-    if not _tell(pipe, at, 0, 0.0):
+    if not _tell(pipe, at, 0, 0.0, head):
         return
     while True:
         if at < head:
@@ -166,7 +167,7 @@ def run_child(
                 time.sleep(1.0)
                 at = position(store)
                 continue
-            if not _tell(pipe, at, events, seconds):
+            if not _tell(pipe, at, events, seconds, head):
                 return
         elif closing or os.getppid() != parent:
             return
@@ -192,10 +193,10 @@ def _die_with(parent: int) -> None:
         os._exit(0)
 
 
-def _tell(pipe: Connection, at: int, events: int, seconds: float) -> bool:
+def _tell(pipe: Connection, at: int, events: int, seconds: float, head: int) -> bool:
     """Report progress; False when the parent is gone."""
     try:
-        pipe.send(("at", at, events, seconds))
+        pipe.send(("at", at, events, seconds, head))
     except OSError:
         return False
     return True
