@@ -189,10 +189,23 @@ class Server:
         raise RuntimeError(f"server not ready after {timeout} s: {self.log_tail()}")
 
     def cpu_seconds(self) -> float:
-        """User + system CPU the server process has used so far."""
+        """User + system CPU the server and its child processes (the recorder) have used."""
         assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        parents: dict[int, int] = {}
+        ticks: dict[int, int] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # the process just ended
+                continue
+            pid = int(stat.parent.name)
+            parents[pid], ticks[pid] = int(fields[1]), int(fields[11]) + int(fields[12])
+        tree, grown = {self.process.pid}, True
+        while grown:  # add children, grandchildren... until nothing new
+            found = {pid for pid, parent in parents.items() if parent in tree} - tree
+            tree |= found
+            grown = bool(found)
+        return sum(ticks.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -422,7 +435,7 @@ async def run_phase(
         "ack_p99_ms": percentile(result.latencies, 99) * 1000,
         "index_drain_s": drain,
         "indexed_events_per_s": result.events / (seconds + drain),
-        "server_cpu_pct": 100 * cpu / seconds,
+        "server_cpu_pct": 100 * cpu / seconds,  # with its recorder process
         "client_cpu_pct": 100 * client_cpu / seconds,
         "other_cpu_pct": 100 * (machine - cpu - client_cpu) / seconds,
         "events_per_commit": delta["committed"] / max(delta["commits"], 1),

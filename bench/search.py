@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/search.py [--events N] [--reps R]
 
-Builds (once, cached under bench/results/) a database of N events written the
-way the journal writes them, then times `SqliteStore.search` for several kinds
-of query with random parameters and prints p50/p99 per kind.
+Builds (once, cached under bench/results/search-N/) a journal.db and store.db
+of N events, written with the journal's insert query and indexed with the
+recorder's own `step()`, then times `SqliteStore.search` for several kinds of
+query with random parameters and prints p50/p99 per kind, the plan of the main
+query, and the plans of any kind slower than the 50 ms budget.
 """
 
 from __future__ import annotations

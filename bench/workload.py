@@ -4,9 +4,6 @@
 monitor.*, ...), ~10k actors spread over the tenants, 1-2 targets per event
 and a little metadata. Everything is drawn from one seeded `random.Random`, so
 a run is reproducible.
-
-Ids deliberately avoid `_`: see the note on `fts_expression` in
-docs/benchmarks.md (a `q` word with an underscore fails on detail=none FTS).
 """
 
 from __future__ import annotations
