@@ -32,6 +32,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_commit_events: int = 10_000
     # The recorder indexes for search at most this many events per step.
     index_batch_events: int = 20_000
+    # Writes wait (at most `admit_wait_seconds`, then 503) while more than this
+    # many acknowledged events are not searchable yet: about half a second of
+    # indexing here, which bounds how stale a search can be under load.
+    max_index_lag_events: int = 20_000
+    admit_wait_seconds: float = 5.0
     # A search first waits (up to this long) until every event acknowledged
     # before it is searchable.
     search_wait_seconds: float = 2.0

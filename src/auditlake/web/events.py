@@ -97,6 +97,7 @@ class EventRoutes:
         except AuditlakeError:
             metrics.count_events(SOURCE, "rejected", len(inputs) or 1)
             raise
+        await self.services.admit()
         results = await asyncio.wrap_future(self.services.journal.submit(stored))
         created = sum(1 for r in results if r.status == "created")
         metrics.count_events(SOURCE, "accepted", created)

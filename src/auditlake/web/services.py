@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass, field
 
 from auditlake.config import Settings
+from auditlake.errors import Overloaded
 from auditlake.journal.base import Consumer, Journal
 from auditlake.keys.base import KeyStore
 from auditlake.store.base import EventStore
 from auditlake.web.metrics import Metrics
+
+ADMIT_POLL_SECONDS = 0.005
 
 
 @dataclass
@@ -39,6 +43,19 @@ class Services:
         waiting = asyncio.wrap_future(self.recorder.sync())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(waiting, self.settings.search_wait_seconds)
+
+    async def admit(self) -> None:
+        """Backpressure from the recorder: while more than `max_index_lag_events`
+        acknowledged events are not yet searchable, new writes wait (up to
+        `admit_wait_seconds`, then 503), so ingest never outruns search by
+        more than a bounded backlog."""
+        if self.recorder is None or self.recorder.lag() <= self.settings.max_index_lag_events:
+            return
+        deadline = time.monotonic() + self.settings.admit_wait_seconds
+        while self.recorder.lag() > self.settings.max_index_lag_events:
+            if time.monotonic() > deadline:
+                raise Overloaded("search indexing is behind; retry shortly", {"retry_after": 1})
+            await asyncio.sleep(ADMIT_POLL_SECONDS)
 
     def index_lag(self) -> int:
         """Events acknowledged but not yet searchable."""
