@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 RECORDER_NICENESS = 5
+STORE_CACHE_KIB = 256 * 1024
+STORE_CHECKPOINT_PAGES = 50_000
 
 
 class RecorderProcess:
@@ -152,6 +154,10 @@ def run_child(
     logging.basicConfig(level=logging.INFO, format="recorder: %(levelname)s %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     store = open_database(Path(store_path), "store", synchronous="NORMAL")
+    # Index pages are written at random places: a larger cache and rarer
+    # checkpoints let many steps dirty the same page before it is written.
+    store.execute(f"PRAGMA cache_size = -{STORE_CACHE_KIB}")
+    store.execute(f"PRAGMA wal_autocheckpoint = {STORE_CHECKPOINT_PAGES}")
     journal = connect(Path(journal_path))
     at = position(store)
     head = _journal_head(journal)
