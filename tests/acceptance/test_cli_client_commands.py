@@ -1,0 +1,54 @@
+"""`auditlake publish`, `query` and `export` against a real server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .helpers import AUDITLAKE, Server, cli_env, create_key
+
+
+def run(
+    args: list[str], key: str, url: str, cwd: Path, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    env = {**cli_env(), "AUDITLAKE_URL": url, "AUDITLAKE_API_KEY": key}
+    return subprocess.run(
+        [str(AUDITLAKE), *args], input=stdin, env=env, cwd=cwd,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.timeout(120)
+def test_publish_query_and_export(tmp_path: Path, server: Server, data_dir: Path) -> None:
+    key = create_key(data_dir, "acme")
+    server.start()
+    lines = [
+        json.dumps({"id": f"p{n}", "action": "user.signed_in" if n % 2 else "monitor.down",
+                    "actor": {"id": f"u{n % 7}", "name": f"Name\x1b[31m{n}"}})
+        for n in range(2500)
+    ]  # fmt: skip
+    stdin = "\n".join(lines) + "\n"
+    first = run(["publish", "-", "--batch-size", "1000"], key, server.url, tmp_path, stdin)
+    assert first.returncode == 0, first.stderr
+    assert "published 2500 events: 2500 new, 0 duplicates" in first.stderr
+    again = run(["publish", "-"], key, server.url, tmp_path, stdin)
+    assert "2500 duplicates" in again.stderr
+
+    found = run(["query", "--action", "user.*", "--actor-id", "u3", "--json", "--limit", "2000"],
+                key, server.url, tmp_path)  # fmt: skip
+    events = [json.loads(line) for line in found.stdout.splitlines()]
+    expected = {f"p{n}" for n in range(2500) if n % 2 and n % 7 == 3}
+    assert {e["id"] for e in events} == expected
+    table = run(["query", "--limit", "5"], key, server.url, tmp_path)
+    assert table.returncode == 0 and "\x1b" not in table.stdout  # control characters escaped
+
+    out = tmp_path / "all.ndjson"
+    exported = run(["export", "--output", str(out)], key, server.url, tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    assert len(out.read_text().splitlines()) == 2500
+
+    bad = run(["publish", "-"], key, server.url, tmp_path, '{"action": "a"}\nnot json\n')
+    assert bad.returncode != 0 and bad.stderr.strip().startswith("error: line 2")
