@@ -82,10 +82,6 @@ class SqliteJournal:
             self._wakeup.notify()
         return request.future
 
-    def append(self, events: list[StoredEvent]) -> list[AppendResult]:
-        """Submit and wait until the batch is durable."""
-        return self.submit(events).result()
-
     def pending(self) -> int:
         """Events queued but not yet committed."""
         return self._queued_events
