@@ -3,9 +3,12 @@ and a cross-check of SQLite's search against the reference `matches()`."""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -301,3 +304,22 @@ def test_a_stale_recorder_step_never_indexes_twice(tmp_path: Path) -> None:
     # A recorder that still believes nothing was indexed is told where it is.
     assert recorder_step(journal, store, 0, 100)[:2] == (0, 10)
     assert store.execute("SELECT count(*) FROM event_index").fetchone() == (10,)
+
+
+def test_a_killed_recorder_process_is_restarted_and_catches_up(tmp_path: Path) -> None:
+    pair = SqlitePair(tmp_path)
+    try:
+        pair.append(stored("acme", *({"id": f"k{n}", "action": "x"} for n in range(10))))
+        assert len(pair.search(parse_query("acme", {"limit": "1000"})).events) == 10
+        child = pair.recorder._process
+        assert child is not None and child.pid is not None
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(timeout=10)
+        pair.append(stored("acme", *({"id": f"k{n}", "action": "x"} for n in range(10, 30))))
+        deadline = time.monotonic() + 20
+        while len(pair.search(parse_query("acme", {"limit": "1000"})).events) < 30:
+            assert time.monotonic() < deadline, "the recorder did not come back"
+            time.sleep(0.1)
+        assert pair.recorder.healthy() and pair.recorder._process is not child
+    finally:
+        pair.close()

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 RECORDER_NICENESS = 5
+RESTART_SECONDS = 1.0
 STORE_CACHE_KIB = 256 * 1024
 STORE_CHECKPOINT_PAGES = 50_000
 
@@ -57,20 +58,14 @@ class RecorderProcess:
         self._waiters: list[tuple[int, Future[None]]] = []
         self._process: multiprocessing.process.BaseProcess | None = None
         self._pipe: Connection | None = None
-        self._listener: threading.Thread | None = None
+        self._supervisor: threading.Thread | None = None
+        self._closing = False
 
     def start(self) -> None:
         """Start the child and wait until it reports its stored position."""
-        context = multiprocessing.get_context("spawn")
-        parent_end, child_end = context.Pipe(duplex=True)
-        self._process = context.Process(
-            target=run_child, args=(child_end, *self._args, os.getpid()), daemon=True
-        )
-        self._process.start()
-        child_end.close()
-        self._pipe = parent_end
-        self._listener = threading.Thread(target=self._listen, name="recorder-pipe", daemon=True)
-        self._listener.start()
+        self._spawn()
+        self._supervisor = threading.Thread(target=self._supervise, name="recorder", daemon=True)
+        self._supervisor.start()
         deadline = time.monotonic() + 60
         while self._position < 0:
             if not self.healthy() or time.monotonic() > deadline:
@@ -98,20 +93,21 @@ class RecorderProcess:
         return max(0, self._head - self._position)
 
     def healthy(self) -> bool:
-        """False once the child has exited."""
-        return self._process is not None and self._process.is_alive()
+        """False once the supervising thread has given up (after close())."""
+        return self._supervisor is not None and self._supervisor.is_alive()
 
     def close(self) -> None:
         """Let the child index what the journal holds, then stop it."""
         if self._process is None:
             return
+        self._closing = True
         self._send(("close",))
         self._process.join(timeout=60)
         if self._process.is_alive():
             self._process.kill()
             self._process.join()
-        if self._listener is not None:
-            self._listener.join(timeout=5)
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=5)
         with self._lock:
             waiters, self._waiters = self._waiters, []
         for _target, future in waiters:
@@ -126,6 +122,31 @@ class RecorderProcess:
                     self._pipe.send(message)
                 except OSError:
                     log.warning("the recorder process is gone")
+
+    def _spawn(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        parent_end, child_end = context.Pipe(duplex=True)
+        process = context.Process(
+            target=run_child, args=(child_end, *self._args, os.getpid()), daemon=True
+        )
+        process.start()
+        child_end.close()
+        with self._send_lock:
+            self._pipe, self._process = parent_end, process
+
+    def _supervise(self) -> None:
+        """Relay the child's reports; if it dies, start another (it resumes
+        from the position stored with the index, so nothing is lost)."""
+        while True:
+            self._listen()
+            if self._closing:
+                return
+            exitcode = self._process.exitcode if self._process else None
+            log.error("the recorder process exited (code %s); restarting it", exitcode)
+            time.sleep(RESTART_SECONDS)
+            if self._closing:
+                return
+            self._spawn()
 
     def _listen(self) -> None:
         assert self._pipe is not None
