@@ -72,7 +72,9 @@ def export(
     fmt: Annotated[str, typer.Option("--format", help="ndjson or csv")] = "ndjson",
     action: Text = None,
     actor_id: Text = None,
+    actor_type: Text = None,
     target_id: Text = None,
+    target_type: Text = None,
     outcome: Text = None,
     source: Text = None,
     since: Text = None,
@@ -82,8 +84,9 @@ def export(
 ) -> None:
     """Export matching events to a file (streamed), with a progress display."""
     filters = _filters(
-        action=action, actor_id=actor_id, target_id=target_id, outcome=outcome,
-        source=source, since=since, until=until, q=q, tenant=tenant,
+        action=action, actor_id=actor_id, actor_type=actor_type, target_id=target_id,
+        target_type=target_type, outcome=outcome, source=source, since=since, until=until,
+        q=q, tenant=tenant,
     )  # fmt: skip
     from auditlake.client import Client
 
