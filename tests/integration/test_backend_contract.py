@@ -323,3 +323,18 @@ def test_a_killed_recorder_process_is_restarted_and_catches_up(tmp_path: Path) -
         assert pair.recorder.healthy() and pair.recorder._process is not child
     finally:
         pair.close()
+
+
+def test_a_waiter_that_gave_up_does_not_stop_the_journal(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    journal = SqliteJournal(path)
+    journal.start()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    abandoned = journal.submit(stored("acme", {"id": "gave-up", "action": "x"}))
+    assert abandoned.cancel()  # as asyncio does when a request is cancelled
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    later = journal.submit(stored("acme", {"id": "later", "action": "x"})).result(timeout=10)
+    assert later[0].status == "created" and journal.healthy()
+    journal.close()

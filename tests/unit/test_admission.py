@@ -10,6 +10,7 @@ import pytest
 
 from auditlake.config import Settings
 from auditlake.errors import Overloaded
+from auditlake.journal.base import resolve
 from auditlake.journal.memory import MemoryEventLog
 from auditlake.web.services import Services
 
@@ -59,3 +60,13 @@ def test_writes_wait_for_the_index_to_catch_up() -> None:
 def test_writes_are_refused_when_the_index_stays_behind() -> None:
     with pytest.raises(Overloaded):
         asyncio.run(services(lag=5000)[0].admit())
+
+
+def test_a_search_stops_waiting_for_a_slow_index_and_late_results_are_harmless() -> None:
+    chosen, recorder = services(lag=5000)
+    pending: Future[None] = Future()
+    recorder.sync = lambda: pending  # type: ignore[method-assign]
+    chosen.settings = Settings(search_wait_seconds=0.05)
+    asyncio.run(chosen.wait_searchable())  # returns after the timeout, no error
+    assert pending.cancelled()
+    resolve(pending, None)  # what the recorder does later: must not raise

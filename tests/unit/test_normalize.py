@@ -193,3 +193,12 @@ def test_accepted_events_round_trip_through_their_stored_bytes(
         LIMITS,
     )[0]
     assert msgspec.json.decode(stored.body, type=Event) == stored.event
+
+
+@pytest.mark.parametrize(
+    "moment", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+05:00", "0001-01-01T00:00:00"]
+)
+def test_occurred_at_out_of_range_is_a_422_naming_the_field(moment: str) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        one({"action": "a", "occurred_at": moment})
+    assert problems(exc)[0]["field"] == "occurred_at"

@@ -189,11 +189,13 @@ def _occurred_at(item: EventInput, received_at: datetime, found: list[Problem]) 
         return datetime.fromtimestamp(item.timestamp / 1000, UTC)
     if item.occurred_at is None:
         return received_at
-    if item.occurred_at.tzinfo is None:  # no offset given: read as UTC
-        return item.occurred_at.replace(tzinfo=UTC)
-    moment = item.occurred_at.astimezone(UTC)
+    try:  # no offset given: read as UTC
+        moment = item.occurred_at.replace(tzinfo=item.occurred_at.tzinfo or UTC).astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00:00-05:00
+        moment = received_at
+        found.append(Problem("occurred_at", "must be between 1970 and 9999 in UTC"))
     if moment.year < 1970:
-        found.append(Problem("occurred_at", "must be 1970 or later"))
+        found.append(Problem("occurred_at", "must be between 1970 and 9999 in UTC"))
     return moment
 
 

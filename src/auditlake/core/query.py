@@ -98,7 +98,7 @@ def parse_query(tenant: str, params: Mapping[str, str], *, max_limit: int = MAX_
         action = None
     outcome = _clean(params.get("outcome"))
     if outcome not in (None, "success", "failure"):
-        raise InvalidInput("outcome must be success or failure", [_problem("outcome")])
+        raise InvalidInput("outcome must be success or failure", [invalid_param("outcome")])
     filters = Filters(
         action=action,
         action_prefix=action_prefix,
@@ -114,7 +114,7 @@ def parse_query(tenant: str, params: Mapping[str, str], *, max_limit: int = MAX_
     )
     order = params.get("order", "desc")
     if order not in ORDERS:
-        raise InvalidInput("order must be asc or desc", [_problem("order")])
+        raise InvalidInput("order must be asc or desc", [invalid_param("order")])
     query = Query(tenant, filters, ORDERS[order], _limit(params.get("limit"), max_limit))
     cursor = params.get("cursor")
     if cursor:
@@ -134,10 +134,10 @@ def decode_cursor(cursor: str, query: Query) -> Position:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         body = msgspec.json.decode(raw, type=_CursorBody)
     except (binascii.Error, ValueError, msgspec.DecodeError, msgspec.ValidationError):
-        raise InvalidInput("the cursor is not valid", [_problem("cursor")]) from None
+        raise InvalidInput("the cursor is not valid", [invalid_param("cursor")]) from None
     if body.fingerprint != query.fingerprint():
         raise InvalidInput(
-            "the cursor belongs to a search with other filters or order", [_problem("cursor")]
+            "the cursor belongs to a search with other filters or order", [invalid_param("cursor")]
         )
     return body.position
 
@@ -156,7 +156,7 @@ def _moment(value: str | None, field: str) -> int | None:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise InvalidInput(
-            f"{field} must be an ISO 8601 / RFC 3339 time", [_problem(field)]
+            f"{field} must be an ISO 8601 / RFC 3339 time", [invalid_param(field)]
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -169,13 +169,14 @@ def _limit(value: str | None, max_limit: int) -> int:
     try:
         limit = int(value)
     except ValueError:
-        raise InvalidInput("limit must be a whole number", [_problem("limit")]) from None
+        raise InvalidInput("limit must be a whole number", [invalid_param("limit")]) from None
     if not 1 <= limit <= max_limit:
-        raise InvalidInput(f"limit must be between 1 and {max_limit}", [_problem("limit")])
+        raise InvalidInput(f"limit must be between 1 and {max_limit}", [invalid_param("limit")])
     return limit
 
 
-def _problem(field: str) -> dict[str, str]:
+def invalid_param(field: str) -> dict[str, str]:
+    """The error detail for a query parameter with an invalid value."""
     return {"field": field, "message": "invalid value"}
 
 

@@ -17,8 +17,9 @@ Lifecycle contract for every backend:
 
 from __future__ import annotations
 
-from concurrent.futures import Future
-from typing import Literal, Protocol
+import contextlib
+from concurrent.futures import Future, InvalidStateError
+from typing import Any, Literal, Protocol
 
 import msgspec
 
@@ -77,3 +78,15 @@ class Consumer(Protocol):
 
     def close(self) -> None:
         """Process what the journal holds, then stop."""
+
+
+def resolve(future: Future[Any], value: Any) -> None:
+    """Set a result unless the waiter already gave up (cancelled the future)."""
+    with contextlib.suppress(InvalidStateError):
+        future.set_result(value)
+
+
+def fail(future: Future[Any], error: BaseException) -> None:
+    """Set an exception unless the waiter already gave up."""
+    with contextlib.suppress(InvalidStateError):
+        future.set_exception(error)

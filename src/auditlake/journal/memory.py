@@ -11,7 +11,7 @@ from concurrent.futures import Future
 
 from auditlake.core.event import StoredEvent
 from auditlake.core.query import Position, Query, matches
-from auditlake.errors import Overloaded, Unavailable
+from auditlake.errors import Unavailable
 from auditlake.journal.base import AppendResult
 from auditlake.store.base import Page
 
@@ -19,8 +19,7 @@ from auditlake.store.base import Page
 class MemoryEventLog:
     """`Journal` and `EventStore` over a Python list."""
 
-    def __init__(self, *, queue_capacity: int = 50_000) -> None:
-        self._capacity = queue_capacity
+    def __init__(self) -> None:
         self._rows: list[tuple[int, StoredEvent]] = []
         self._keys: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
@@ -31,11 +30,9 @@ class MemoryEventLog:
         self._running = True
 
     def submit(self, events: list[StoredEvent]) -> Future[list[AppendResult]]:
-        """Store the batch at once (exactly once by tenant and id)."""
+        """Store the batch at once (exactly once by tenant and id); its queue is never full."""
         if not self._running:
             raise Unavailable("the journal is not accepting writes")
-        if len(events) > self._capacity:
-            raise Overloaded("the write queue is full; retry shortly", {"retry_after": 1})
         results = []
         with self._lock:
             for stored in events:

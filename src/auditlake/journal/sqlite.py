@@ -22,7 +22,7 @@ from pathlib import Path
 
 from auditlake.core.event import StoredEvent
 from auditlake.errors import AuditlakeError, Overloaded, Unavailable
-from auditlake.journal.base import AppendResult, CommitObserver
+from auditlake.journal.base import AppendResult, CommitObserver, fail, resolve
 from auditlake.sqlite_db import open_database, query
 
 log = logging.getLogger(__name__)
@@ -103,11 +103,18 @@ class SqliteJournal:
             self._conn = None
 
     def _run(self) -> None:
-        while True:
-            group = self._next_group()
-            if group is None:
-                return
-            self._commit_group(group)
+        try:
+            while True:
+                group = self._next_group()
+                if group is None:
+                    return
+                self._commit_group(group)
+        finally:  # whatever stopped the writer, nobody is left waiting
+            with self._wakeup:
+                self._closing = True
+                left, self._queue = list(self._queue), deque()
+            for request in left:
+                fail(request.future, Unavailable("the journal stopped"))
 
     def _next_group(self) -> list[_Request] | None:
         """Everything queued (up to `max_commit_events`), or None once closed."""
@@ -135,17 +142,24 @@ class SqliteJournal:
             log.exception("group commit of %d events failed", count)
             error = exc if isinstance(exc, AuditlakeError) else Unavailable(f"write failed: {exc}")
             for request in group:
-                request.future.set_exception(error)
+                fail(request.future, error)
         else:
-            if self._on_commit is not None:
-                self._on_commit(count, time.perf_counter() - started)
-            if self._on_durable is not None:
-                self._on_durable(self._committed)
             for request, result in zip(group, results, strict=True):
-                request.future.set_result(result)
+                resolve(request.future, result)
+            self._observe(count, time.perf_counter() - started)
         finally:
             with self._wakeup:
                 self._queued_events -= count
+
+    def _observe(self, count: int, seconds: float) -> None:
+        """Tell the observers; their failures never stop the writer."""
+        try:
+            if self._on_commit is not None:
+                self._on_commit(count, seconds)
+            if self._on_durable is not None:
+                self._on_durable(self._committed)
+        except Exception:
+            log.exception("a commit observer failed")
 
     def _write(self, group: list[_Request]) -> list[list[AppendResult]]:
         conn = self._conn

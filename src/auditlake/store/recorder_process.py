@@ -13,8 +13,10 @@ from the stored position. The child exits when the parent goes away.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import multiprocessing
+import operator
 import os
 import signal
 import sys
@@ -26,6 +28,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from auditlake.journal.base import resolve
 from auditlake.sqlite_db import connect, open_database, query
 from auditlake.store.sqlite_recorder import position, step
 
@@ -34,12 +37,20 @@ POLL_SECONDS = 0.5
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 RECORDER_NICENESS = 5
 RESTART_SECONDS = 1.0
+MAX_QUICK_DEATHS = 5
 STORE_CACHE_KIB = 256 * 1024
 STORE_CHECKPOINT_PAGES = 50_000
 
 
 class RecorderProcess:
-    """`Consumer` that indexes the journal for search in a child process."""
+    """`Consumer` that indexes the journal for search in a child process.
+
+    One supervisor thread spawns the child (so the child's parent-death signal
+    is tied to a thread that lives as long as the recorder), relays its
+    reports, and starts a new child if one dies. It gives up, and `healthy()`
+    turns False, after MAX_QUICK_DEATHS children in a row died before
+    reporting once.
+    """
 
     def __init__(
         self,
@@ -51,19 +62,19 @@ class RecorderProcess:
     ) -> None:
         self._args = (str(journal_path), str(store_path), batch_events)
         self._on_step = on_step
-        self._lock = threading.Lock()
-        self._send_lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the fields below
+        self._send_lock = threading.Lock()  # guards the pipe and the process
         self._head = 0
-        self._position = -1  # unknown until the child reports
+        self._position = -1  # unknown until a child reports
         self._waiters: list[tuple[int, Future[None]]] = []
+        self._wakeup_sent = False
+        self._closing = False
         self._process: multiprocessing.process.BaseProcess | None = None
         self._pipe: Connection | None = None
         self._supervisor: threading.Thread | None = None
-        self._closing = False
 
     def start(self) -> None:
         """Start the child and wait until it reports its stored position."""
-        self._spawn()
         self._supervisor = threading.Thread(target=self._supervise, name="recorder", daemon=True)
         self._supervisor.start()
         deadline = time.monotonic() + 60
@@ -73,9 +84,16 @@ class RecorderProcess:
             time.sleep(0.01)
 
     def notify(self, head: int) -> None:
-        """The journal holds events up to `head` (called after each group commit)."""
+        """The journal holds events up to `head` (called after each group commit).
+
+        At most one wake-up is in the pipe at a time (the child reads the head
+        from the journal itself), so this never blocks the journal's writer.
+        """
         with self._lock:
             self._head = max(self._head, head)
+            if self._wakeup_sent:
+                return
+            self._wakeup_sent = True
         self._send(("head", head))
 
     def sync(self) -> Future[None]:
@@ -93,29 +111,21 @@ class RecorderProcess:
         return max(0, self._head - self._position)
 
     def healthy(self) -> bool:
-        """False once the supervising thread has given up (after close())."""
+        """False once the supervisor has stopped (closed, or given up)."""
         return self._supervisor is not None and self._supervisor.is_alive()
 
     def close(self) -> None:
         """Let the child index what the journal holds, then stop it."""
-        if self._process is None:
-            return
-        self._closing = True
+        with self._send_lock:
+            self._closing = True
         self._send(("close",))
-        self._process.join(timeout=60)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
         if self._supervisor is not None:
-            self._supervisor.join(timeout=5)
-        with self._lock:
-            waiters, self._waiters = self._waiters, []
-        for _target, future in waiters:
-            future.set_result(None)
+            self._supervisor.join(timeout=90)
+        self._release_waiters(lambda _target: True)
 
     def _send(self, message: tuple[Any, ...]) -> None:
-        # Never under `_lock`: the listener must always be free to drain the
-        # child's messages, or a full pipe in each direction would deadlock.
+        # Never under `_lock`: the supervisor must always be free to drain the
+        # child's messages.
         with self._send_lock:
             if self._pipe is not None and not self._pipe.closed:
                 try:
@@ -123,47 +133,66 @@ class RecorderProcess:
                 except OSError:
                     log.warning("the recorder process is gone")
 
-    def _spawn(self) -> None:
+    def _spawn(self) -> bool:
+        """Start a child unless closing; False if closing."""
         context = multiprocessing.get_context("spawn")
-        parent_end, child_end = context.Pipe(duplex=True)
-        process = context.Process(
-            target=run_child, args=(child_end, *self._args, os.getpid()), daemon=True
-        )
-        process.start()
-        child_end.close()
         with self._send_lock:
+            if self._closing:
+                return False
+            parent_end, child_end = context.Pipe(duplex=True)
+            process = context.Process(
+                target=run_child, args=(child_end, *self._args, os.getpid()), daemon=True
+            )
+            process.start()
+            child_end.close()
             self._pipe, self._process = parent_end, process
+        with self._lock:
+            self._wakeup_sent = False
+        return True
 
     def _supervise(self) -> None:
-        """Relay the child's reports; if it dies, start another (it resumes
-        from the position stored with the index, so nothing is lost)."""
-        while True:
-            self._listen()
+        quick_deaths = 0
+        while self._spawn():
+            reported = self._listen()
+            process = self._process
+            assert process is not None
             if self._closing:
-                return
-            exitcode = self._process.exitcode if self._process else None
-            log.error("the recorder process exited (code %s); restarting it", exitcode)
+                process.join(timeout=60)
+                break
+            quick_deaths = 0 if reported else quick_deaths + 1
+            log.error("the recorder process exited (code %s); restarting", process.exitcode)
+            if quick_deaths >= MAX_QUICK_DEATHS:
+                log.error("the recorder keeps dying before it starts; giving up")
+                break
             time.sleep(RESTART_SECONDS)
-            if self._closing:
-                return
-            self._spawn()
+        if self._process is not None and self._process.is_alive():
+            self._process.kill()
+            self._process.join()
 
-    def _listen(self) -> None:
+    def _listen(self) -> bool:
+        """Relay the child's reports until it goes away; whether it reported."""
         assert self._pipe is not None
+        reported = False
         while True:
             try:
                 _kind, at, events, seconds, head = self._pipe.recv()
             except (EOFError, OSError):
-                return
+                return reported
+            reported = True
             if events and self._on_step is not None:
                 self._on_step(events, seconds)
             with self._lock:
                 self._position = at
                 self._head = max(self._head, head)
-                ready = [f for target, f in self._waiters if target <= at]
-                self._waiters = [(t, f) for t, f in self._waiters if t > at]
-            for future in ready:
-                future.set_result(None)
+                self._wakeup_sent = False
+            self._release_waiters(functools.partial(operator.ge, at))
+
+    def _release_waiters(self, ready: Callable[[int], bool]) -> None:
+        with self._lock:
+            done = [f for target, f in self._waiters if ready(target)]
+            self._waiters = [(t, f) for t, f in self._waiters if not ready(t)]
+        for future in done:
+            resolve(future, None)
 
 
 def run_child(

@@ -90,6 +90,7 @@ class EventRoutes:
         """Read, parse, normalize and journal; counts a rejected body's events
         (or 1 when the body did not parse that far)."""
         metrics = self.services.metrics
+        await self.services.admit()  # before reading the body: waiting requests hold no memory
         inputs: list[EventInput] = []
         try:
             inputs = parse(await read_body(request, cap), self.limits)
@@ -97,7 +98,6 @@ class EventRoutes:
         except AuditlakeError:
             metrics.count_events(SOURCE, "rejected", len(inputs) or 1)
             raise
-        await self.services.admit()
         results = await asyncio.wrap_future(self.services.journal.submit(stored))
         created = sum(1 for r in results if r.status == "created")
         metrics.count_events(SOURCE, "accepted", created)

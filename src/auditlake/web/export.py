@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from auditlake.core.export import csv_header, csv_rows, ndjson_lines
-from auditlake.core.query import MAX_LIMIT, Query, parse_query
+from auditlake.core.query import MAX_LIMIT, Query, invalid_param, parse_query
 from auditlake.errors import InvalidInput
 from auditlake.web.auth import Authenticator, read_tenant
 from auditlake.web.services import Services
@@ -37,10 +37,10 @@ class ExportRoute:
         params = dict(request.query_params)
         fmt = params.pop("format", "ndjson")
         if fmt not in FORMATS:
-            raise InvalidInput("format must be ndjson or csv", [_problem("format")])
+            raise InvalidInput("format must be ndjson or csv", [invalid_param("format")])
         for name in ("limit", "cursor"):
             if name in params:
-                raise InvalidInput(f"{name} does not apply to an export", [_problem(name)])
+                raise InvalidInput(f"{name} does not apply to an export", [invalid_param(name)])
         query = parse_query(tenant, params)
         query = msgspec.structs.replace(query, limit=MAX_LIMIT)
         await self.services.wait_searchable()
@@ -64,7 +64,3 @@ class ExportRoute:
             if page.next_position is None:
                 return
             query = msgspec.structs.replace(query, after=page.next_position)
-
-
-def _problem(field: str) -> dict[str, str]:
-    return {"field": field, "message": "invalid value"}

@@ -69,7 +69,7 @@ class Metrics:
         self.commit_seconds.observe(seconds)
 
     def observe_index(self, events: int, seconds: float) -> None:
-        """Record one recorder step (called from the journal's writer thread)."""
+        """Record one recorder step (called from the recorder's supervisor thread)."""
         self.index_events.inc(events)
         self.index_seconds.observe(seconds)
 

@@ -4,8 +4,5 @@ INSERT INTO events (seq, tenant, id, occurred_us, received_us, body) VALUES (?, 
 -- name: last_seq
 SELECT coalesce(max(seq), 0) FROM events;
 
--- name: get_event
-SELECT body FROM events WHERE tenant = ? AND id = ?;
-
 -- name: events_after
 SELECT seq, occurred_us, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?;
