@@ -184,7 +184,11 @@ class RecorderProcess:
             with self._lock:
                 self._position = at
                 self._head = max(self._head, head)
-                self._wakeup_sent = False
+                # Commits that came while the child was busy may be newer than
+                # what it read: wake it once more rather than let it sleep.
+                self._wakeup_sent = self._head > at
+            if self._head > at:
+                self._send(("head", self._head))
             self._release_waiters(functools.partial(operator.ge, at))
 
     def _release_waiters(self, ready: Callable[[int], bool]) -> None:
