@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -24,6 +24,7 @@ import msgspec
 
 from auditlake.core.event import Event, EventInput
 from auditlake.errors import AuditlakeError
+from auditlake.journal.base import AppendResult, BatchResult
 
 T = TypeVar("T")
 EventLike = EventInput | Mapping[str, Any]
@@ -35,19 +36,8 @@ MAX_IDEMPOTENCY_KEY = 255
 MAX_RETRY_WAIT = 30.0
 
 
-class PublishResult(msgspec.Struct, frozen=True):
-    """What happened to one event: `created`, or `duplicate` of a stored one."""
-
-    id: str
-    status: Literal["created", "duplicate"]
-
-
-class BatchResult(msgspec.Struct):
-    """What happened to a list of events, one result per event in input order."""
-
-    results: list[PublishResult]
-    created: int
-    duplicates: int
+# The wire types are the server's own: one result per event, and per batch.
+PublishResult = AppendResult
 
 
 class SearchPage(msgspec.Struct, frozen=True):

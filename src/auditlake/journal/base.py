@@ -35,6 +35,15 @@ class AppendResult(msgspec.Struct, frozen=True):
     status: AppendStatus
 
 
+class BatchResult(msgspec.Struct):
+    """What happened to a batch of events, one result per event in input order
+    (the answer of `POST /v1/events/batch`)."""
+
+    results: list[AppendResult]
+    created: int
+    duplicates: int
+
+
 class CommitObserver(Protocol):
     """Told about every group commit (for metrics)."""
 

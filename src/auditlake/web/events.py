@@ -15,7 +15,7 @@ from auditlake.core.event import EventInput
 from auditlake.core.normalize import Limits, Origin, normalize, parse_batch, parse_event
 from auditlake.core.query import encode_cursor, parse_query
 from auditlake.errors import AuditlakeError, InvalidInput, NotFound, PayloadTooLarge
-from auditlake.journal.base import AppendResult
+from auditlake.journal.base import AppendResult, BatchResult
 from auditlake.keys.base import ApiKey
 from auditlake.web.auth import Authenticator, read_tenant
 from auditlake.web.services import Services
@@ -26,14 +26,6 @@ JSON = "application/json"
 
 
 Parser = Callable[[bytes, Limits], list[EventInput]]
-
-
-class BatchResult(msgspec.Struct):
-    """The answer to a batch publish."""
-
-    results: list[AppendResult]
-    created: int
-    duplicates: int
 
 
 class EventRoutes:

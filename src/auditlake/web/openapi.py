@@ -10,8 +10,7 @@ import msgspec
 
 from auditlake.core.event import BatchInput, Event, EventInput
 from auditlake.core.query import FILTER_NAMES
-from auditlake.journal.base import AppendResult
-from auditlake.web.events import BatchResult
+from auditlake.journal.base import AppendResult, BatchResult
 
 _FILTER_DOCS = {
     "action": "Exact action, or a prefix ending in `*` (`user.*`).",
