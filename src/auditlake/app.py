@@ -11,6 +11,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 
 from auditlake.config import Settings
+from auditlake.gc_tuning import freeze_startup_objects
 from auditlake.journal.sqlite import SqliteJournal
 from auditlake.keys.sqlite import SqliteKeyStore
 from auditlake.store.recorder_process import RecorderProcess
@@ -55,8 +56,10 @@ def serve(settings: Settings) -> None:
     """Run the HTTP server until interrupted."""
     import uvicorn
 
+    app = build_app(settings)
+    freeze_startup_objects()
     uvicorn.run(
-        build_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

@@ -123,7 +123,8 @@ def normalize(inputs: list[EventInput], origin: Origin, limits: Limits) -> list[
             problems.extend(too_large)
             continue
         occurred = to_micros(event.occurred_at)
-        stored.append(StoredEvent(event, body, occurred, to_micros(event.received_at)))
+        new_id = item.id is None and origin.idempotency_key is None
+        stored.append(StoredEvent(event, body, occurred, to_micros(event.received_at), new_id))
     if problems:
         noun = "batch" if batch else "event"
         raise _invalid(f"the {noun} is invalid", problems)

@@ -180,18 +180,19 @@ def _new_rows(
     conn: sqlite3.Connection, group: list[_Request], first_seq: int
 ) -> tuple[list[list[AppendResult]], list[tuple[object, ...]]]:
     """Per request its results, and the rows of the events not stored before."""
-    seen = _existing_keys(conn, [e for request in group for e in request.events])
+    seen = _existing_keys(conn, [e for r in group for e in r.events if not e.new_id])
     rows: list[tuple[object, ...]] = []
     results = []
     for request in group:
         outcome: list[AppendResult] = []
         for stored in request.events:
             event = stored.event
-            key = (event.tenant, event.id)
-            if key in seen:
-                outcome.append(AppendResult(event.id, "duplicate"))
-                continue
-            seen.add(key)
+            if not stored.new_id:
+                key = (event.tenant, event.id)
+                if key in seen:
+                    outcome.append(AppendResult(event.id, "duplicate"))
+                    continue
+                seen.add(key)
             rows.append((
                 first_seq + len(rows), event.tenant, event.id, stored.occurred_us,
                 stored.received_us, stored.body,

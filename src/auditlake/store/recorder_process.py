@@ -28,6 +28,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from auditlake.gc_tuning import freeze_startup_objects
 from auditlake.journal.base import resolve
 from auditlake.sqlite_db import connect, open_database, query
 from auditlake.store.sqlite_recorder import position, step
@@ -213,6 +214,7 @@ def run_child(
     store.execute(f"PRAGMA cache_size = -{STORE_CACHE_KIB}")
     store.execute(f"PRAGMA wal_autocheckpoint = {STORE_CHECKPOINT_PAGES}")
     journal = connect(Path(journal_path))
+    freeze_startup_objects()
     at = position(store)
     head = _journal_head(journal)
     closing = False
