@@ -188,8 +188,8 @@ class Server:
             await asyncio.sleep(0.1)
         raise RuntimeError(f"server not ready after {timeout} s: {self.log_tail()}")
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU the server and its child processes (the recorder) have used."""
+    def cpu_seconds(self) -> tuple[float, float]:
+        """User + system CPU used by the server process, and by its children (the recorder)."""
         assert self.process is not None
         parents: dict[int, int] = {}
         ticks: dict[int, int] = {}
@@ -205,7 +205,9 @@ class Server:
             found = {pid for pid, parent in parents.items() if parent in tree} - tree
             tree |= found
             grown = bool(found)
-        return sum(ticks.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        own = ticks.get(self.process.pid, 0)
+        return own / tick, (sum(ticks.get(pid, 0) for pid in tree) - own) / tick
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -407,7 +409,8 @@ async def run_phase(
 ) -> dict[str, Any]:
     """One load phase with probes interleaved, then the wait until all is searchable."""
     before = await metric_sums(server.port, server.key)
-    cpu, client_cpu, machine = server.cpu_seconds(), time.process_time(), machine_busy_seconds()
+    (own, children), client_cpu = server.cpu_seconds(), time.process_time()
+    machine = machine_busy_seconds()
     stop = asyncio.Event()
     samples: list[float] = []
     probers = [  # a few searchers side by side, each with its own probe events
@@ -417,9 +420,13 @@ async def run_phase(
     result = await run_load(server.port, requests, clients, per_request, plan.phase_seconds)
     stop.set()
     await asyncio.gather(*probers)
-    cpu, client_cpu = server.cpu_seconds() - cpu, time.process_time() - client_cpu
-    machine = machine_busy_seconds() - machine
     drain = await drain_index(server.port, server.key)
+    # CPU up to the end of the drain, so indexing done after the load counts too.
+    own_after, children_after = server.cpu_seconds()
+    own, children = own_after - own, children_after - children
+    client_cpu = time.process_time() - client_cpu
+    machine = machine_busy_seconds() - machine
+    busy = result.seconds + drain
     after = await metric_sums(server.port, server.key)
     delta = {name: after[name] - before[name] for name in after}
     seconds = result.seconds
@@ -435,9 +442,13 @@ async def run_phase(
         "ack_p99_ms": percentile(result.latencies, 99) * 1000,
         "index_drain_s": drain,
         "indexed_events_per_s": result.events / (seconds + drain),
-        "server_cpu_pct": 100 * cpu / seconds,  # with its recorder process
-        "client_cpu_pct": 100 * client_cpu / seconds,
-        "other_cpu_pct": 100 * (machine - cpu - client_cpu) / seconds,
+        # CPU over load + drain, % of one core; the server with its recorder process
+        "server_cpu_pct": 100 * (own + children) / busy,
+        "recorder_cpu_pct": 100 * children / busy,
+        "client_cpu_pct": 100 * client_cpu / busy,
+        "other_cpu_pct": 100 * (machine - own - children - client_cpu) / busy,
+        "server_cpu_us_per_event": 1e6 * own / result.events,
+        "recorder_cpu_us_per_event": 1e6 * children / result.events,
         "events_per_commit": delta["committed"] / max(delta["commits"], 1),
         "commits_per_s": delta["commits"] / seconds,
         "events_per_index_step": delta["indexed"] / max(delta["index_steps"], 1),
@@ -579,8 +590,15 @@ def print_phases(single: dict[str, Any], batch: dict[str, Any]) -> None:
     print(
         "ack ev/s: acknowledged (durable) events per second while the load ran; drain s: wait\n"
         "after the load until /readyz shows no unindexed events; idx ev/s: events / (load +\n"
-        "drain), i.e. searchable throughput. CPU: % of one core; other = rest of the machine."
+        "drain), i.e. searchable throughput. CPU over load + drain, % of one core: server with\n"
+        "its recorder process, client, other = rest of the machine."
     )
+    for name, f in (("(a)", single), ("(b)", batch)):
+        print(
+            f"CPU per event {name}: server process {f['server_cpu_us_per_event']:.1f} us, "
+            f"recorder process {f['recorder_cpu_us_per_event']:.1f} us "
+            f"({f['recorder_cpu_pct']:.0f}% of a core)"
+        )
 
 
 def print_raw(single: dict[str, Any], batch: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:

@@ -32,10 +32,12 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_commit_events: int = 10_000
     # The recorder indexes for search at most this many events per step.
     index_batch_events: int = 20_000
-    # Writes wait (at most `admit_wait_seconds`, then 503) while more than this
-    # many acknowledged events are not searchable yet: about half a second of
-    # indexing here, which bounds how stale a search can be under load.
+    # Writes wait (at most `admit_wait_seconds`, then 503) while the events
+    # acknowledged but not yet searchable are more than this many, or would
+    # take the recorder longer than `max_index_lag_seconds` at its recent rate.
+    # That bounds how stale a search can be under load, on any machine.
     max_index_lag_events: int = 20_000
+    max_index_lag_seconds: float = 0.3
     admit_wait_seconds: float = 5.0
     # A search first waits (up to this long) until every event acknowledged
     # before it is searchable.

@@ -325,6 +325,20 @@ def test_a_killed_recorder_process_is_restarted_and_catches_up(tmp_path: Path) -
         pair.close()
 
 
+def test_the_recorder_estimates_how_far_behind_it_is_from_its_rate(tmp_path: Path) -> None:
+    pair = SqlitePair(tmp_path)
+    try:
+        pair.recorder.notify(500)
+        assert pair.recorder.seconds_behind() == 0.0  # no rate measured yet
+        pair.append(stored("acme", *({"id": f"t{n}", "action": "x"} for n in range(2000))))
+        pair.recorder.sync().result(timeout=10)
+        assert pair.recorder.lag() == 0 and pair.recorder.seconds_behind() == 0.0
+        pair.recorder.notify(1_002_000)  # as if a million more were committed
+        assert 0.0 < pair.recorder.seconds_behind() < 1_000_000 / 100
+    finally:
+        pair.close()
+
+
 def test_a_waiter_that_gave_up_does_not_stop_the_journal(tmp_path: Path) -> None:
     path = tmp_path / "journal.db"
     journal = SqliteJournal(path)

@@ -18,6 +18,7 @@ from auditlake.web.services import Services
 class FakeRecorder:
     def __init__(self, lag: int) -> None:
         self.backlog = lag
+        self.rate = 0.0
 
     def start(self) -> None: ...
     def close(self) -> None: ...
@@ -27,16 +28,20 @@ class FakeRecorder:
     def lag(self) -> int:
         return self.backlog
 
+    def seconds_behind(self) -> float:
+        return self.backlog / self.rate if self.rate else 0.0
+
     def sync(self) -> Future[None]:
         future: Future[None] = Future()
         future.set_result(None)
         return future
 
 
-def services(lag: int) -> tuple[Services, FakeRecorder]:
+def services(lag: int, rate: float = 0.0) -> tuple[Services, FakeRecorder]:
     log = MemoryEventLog()
     recorder = FakeRecorder(lag)
-    settings = Settings(max_index_lag_events=100, admit_wait_seconds=0.2)
+    recorder.rate = rate
+    settings = Settings(max_index_lag_events=100, max_index_lag_seconds=0.5, admit_wait_seconds=0.2)
     return Services(settings, log, log, keys=None, recorder=recorder), recorder  # type: ignore[arg-type]
 
 
@@ -60,6 +65,13 @@ def test_writes_wait_for_the_index_to_catch_up() -> None:
 def test_writes_are_refused_when_the_index_stays_behind() -> None:
     with pytest.raises(Overloaded):
         asyncio.run(services(lag=5000)[0].admit())
+
+
+def test_a_slow_index_is_bounded_by_time_not_only_by_count() -> None:
+    # 60 events are under the count bound, but 0.6 s of work at 100 events/s.
+    with pytest.raises(Overloaded):
+        asyncio.run(services(lag=60, rate=100.0)[0].admit())
+    asyncio.run(services(lag=40, rate=100.0)[0].admit())  # 0.4 s: admitted
 
 
 def test_a_search_stops_waiting_for_a_slow_index_and_late_results_are_harmless() -> None:

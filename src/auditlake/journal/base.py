@@ -82,6 +82,10 @@ class Consumer(Protocol):
     def lag(self) -> int:
         """Events in the journal not processed yet."""
 
+    def seconds_behind(self) -> float:
+        """About how long processing the current lag takes at the recent
+        rate; 0.0 while the rate is unknown."""
+
     def healthy(self) -> bool:
         """False once it has stopped."""
 

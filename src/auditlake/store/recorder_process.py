@@ -41,6 +41,10 @@ RESTART_SECONDS = 1.0
 MAX_QUICK_DEATHS = 5
 STORE_CACHE_KIB = 256 * 1024
 STORE_CHECKPOINT_PAGES = 50_000
+# Steps at least this large measure the indexing rate; smaller ones mostly
+# measure the per-step overhead.
+RATE_MIN_EVENTS = 1000
+RATE_WEIGHT = 0.3  # of the newest step in the moving average
 
 
 class RecorderProcess:
@@ -67,6 +71,7 @@ class RecorderProcess:
         self._send_lock = threading.Lock()  # guards the pipe and the process
         self._head = 0
         self._position = -1  # unknown until a child reports
+        self._rate = 0.0  # events/s of recent large steps; 0.0 = unknown
         self._waiters: list[tuple[int, Future[None]]] = []
         self._wakeup_sent = False
         self._closing = False
@@ -110,6 +115,11 @@ class RecorderProcess:
     def lag(self) -> int:
         """Events in the journal not yet searchable."""
         return max(0, self._head - self._position)
+
+    def seconds_behind(self) -> float:
+        """About how long indexing the current lag takes at the recent rate."""
+        rate = self._rate
+        return self.lag() / rate if rate else 0.0
 
     def healthy(self) -> bool:
         """False once the supervisor has stopped (closed, or given up)."""
@@ -182,6 +192,11 @@ class RecorderProcess:
             reported = True
             if events and self._on_step is not None:
                 self._on_step(events, seconds)
+            if events >= RATE_MIN_EVENTS and seconds > 0:
+                rate = events / seconds
+                self._rate = (
+                    rate if not self._rate else self._rate + RATE_WEIGHT * (rate - self._rate)
+                )
             with self._lock:
                 self._position = at
                 self._head = max(self._head, head)

@@ -45,17 +45,24 @@ class Services:
             await asyncio.wait_for(waiting, self.settings.search_wait_seconds)
 
     async def admit(self) -> None:
-        """Backpressure from the recorder: while more than `max_index_lag_events`
-        acknowledged events are not yet searchable, new writes wait (up to
-        `admit_wait_seconds`, then 503), so ingest never outruns search by
-        more than a bounded backlog."""
-        if self.recorder is None or self.recorder.lag() <= self.settings.max_index_lag_events:
+        """Backpressure from the recorder: while the acknowledged events not
+        yet searchable exceed `max_index_lag_events` or `max_index_lag_seconds`
+        of indexing, new writes wait (up to `admit_wait_seconds`, then 503), so
+        ingest never outruns search by more than a bounded backlog."""
+        if not self._index_behind():
             return
         deadline = time.monotonic() + self.settings.admit_wait_seconds
-        while self.recorder.lag() > self.settings.max_index_lag_events:
+        while self._index_behind():
             if time.monotonic() > deadline:
                 raise Overloaded("search indexing is behind; retry shortly", {"retry_after": 1})
             await asyncio.sleep(ADMIT_POLL_SECONDS)
+
+    def _index_behind(self) -> bool:
+        recorder, settings = self.recorder, self.settings
+        return recorder is not None and (
+            recorder.lag() > settings.max_index_lag_events
+            or recorder.seconds_behind() > settings.max_index_lag_seconds
+        )
 
     def index_lag(self) -> int:
         """Events acknowledged but not yet searchable."""
