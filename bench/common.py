@@ -7,6 +7,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -70,6 +71,16 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[min(int(rank), len(ordered)) - 1]
 
 
+def python_loop_ms() -> float:
+    """Milliseconds for a fixed pure-Python loop: how fast this shared machine
+    runs at the moment (the same code's figures drift with it)."""
+    started = time.perf_counter()
+    total = 0
+    for number in range(2_000_000):
+        total += number
+    return (time.perf_counter() - started) * 1000
+
+
 def environment() -> dict[str, Any]:
     """What the figures were measured on."""
     model = ""
@@ -92,6 +103,7 @@ def environment() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "sqlite": sqlite3.sqlite_version,
         "git_commit": commit,  # of the checkout; see auditlake_source for what ran
+        "python_loop_ms": python_loop_ms(),
         "auditlake_source": str(Path(auditlake.__file__).parent),
     }
 

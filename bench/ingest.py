@@ -681,6 +681,7 @@ def main() -> None:
         "plan": plan.__dict__,
         **figures,
     }
+    print(f"\nmachine speed: {figures['python_loop_ms']:.0f} ms for bench/common.py's Python loop")
     dest = write_results("ingest-quick" if args.quick else "ingest", figures)
     print(f"\nfigures written to {dest}")
     brief = {k: v for k, v in figures.items() if k != "server_log_tail"}
