@@ -47,3 +47,12 @@ def test_bad_configuration_is_one_clear_error(
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_the_readme_config_example_is_valid(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "auditlake.toml").write_text(example)
+    settings = load_settings(tmp_path / "auditlake.toml")
+    assert settings.max_index_lag_seconds == 0.3
+    assert settings.data_dir == "/var/lib/auditlake"
