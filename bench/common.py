@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import subprocess
 import sys
 import time
@@ -12,6 +11,8 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import apsw
 
 import auditlake
 from auditlake.core.event import StoredEvent, search_text
@@ -101,7 +102,7 @@ def environment() -> dict[str, Any]:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpu": model,
         "python": sys.version.split()[0],
-        "sqlite": sqlite3.sqlite_version,
+        "sqlite": apsw.sqlite_lib_version(),  # the library auditlake uses
         "git_commit": commit,  # of the checkout; see auditlake_source for what ran
         "python_loop_ms": python_loop_ms(),
         "auditlake_source": str(Path(auditlake.__file__).parent),

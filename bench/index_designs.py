@@ -25,7 +25,6 @@ import base64
 import gc
 import hashlib
 import shutil
-import sqlite3
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -35,7 +34,7 @@ import msgspec
 
 from auditlake.core.event import BatchInput, Event, search_text
 from auditlake.core.normalize import Limits, Origin, normalize
-from auditlake.sqlite_db import open_database, query
+from auditlake.sqlite_db import DbConnection, connect, open_database, query
 from auditlake.store.sqlite_recorder import step
 from common import environment, journal_rows, write_results
 from workload import Workload
@@ -100,7 +99,7 @@ def fts_only_words(event: Event, term: TermHasher) -> str:
     return " ".join(terms) + " " + search_text(event)
 
 
-def fts_only_step(journal: sqlite3.Connection, store: sqlite3.Connection, after: int) -> int:
+def fts_only_step(journal: DbConnection, store: DbConnection, after: int) -> int:
     """One step of the fts-only layout; returns the new position."""
     rows = journal.execute(query("journal", "events_after"), (after, STEP_EVENTS)).fetchall()
     term = TermHasher()
@@ -115,7 +114,7 @@ def fts_only_step(journal: sqlite3.Connection, store: sqlite3.Connection, after:
 
 def index_all(design: str, journal_path: Path, store_path: Path, events: int) -> float:
     """Events/s indexing the whole journal into a fresh store with `design`."""
-    journal = sqlite3.connect(journal_path, isolation_level=None)
+    journal = connect(journal_path)
     store = open_database(store_path, "store", synchronous="NORMAL")
     store.execute("PRAGMA cache_size = -262144")  # as the recorder process sets them
     store.execute("PRAGMA wal_autocheckpoint = 50000")

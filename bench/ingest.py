@@ -11,8 +11,9 @@ a key, then measures in one run:
     (a) and (b), timing from the 2xx ack until a search (`actor_id=` filter)
     returns the event; after each phase the run also waits until /readyz
     reports no unindexed events (the recorder's backlog);
-(d) a raw sqlite3 baseline: the same rows, the product's journal and store
-    schemas (created by `open_database`), WAL, one process and thread: journal
+(d) a raw SQLite baseline (the library auditlake uses, through APSW): the same
+    rows, the product's journal and store schemas (created by `open_database`),
+    WAL, one process and thread: journal
     rows (synchronous=FULL) in transactions of 1000 events, and (second figure)
     the search-index rows added to the store (synchronous=NORMAL) every 20,000
     events, as the recorder does.
@@ -31,7 +32,6 @@ import os
 import random
 import shutil
 import socket
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -44,7 +44,7 @@ import msgspec
 
 from auditlake.core.event import BatchInput, StoredEvent
 from auditlake.core.normalize import Limits, Origin, normalize
-from auditlake.sqlite_db import open_database, query
+from auditlake.sqlite_db import DbConnection, open_database, query
 from common import ROOT, environment, index_rows, journal_rows, percentile, write_results
 from workload import Workload
 
@@ -492,7 +492,7 @@ def raw_stored(bodies: list[bytes], per_request: int) -> list[StoredEvent]:
 
 
 def raw_insert(stored: list[StoredEvent], folder: Path, *, index: bool) -> float:
-    """Rows/s writing `stored` to fresh databases with plain sqlite3, one thread.
+    """Rows/s writing `stored` to fresh databases with plain SQLite calls, one thread.
 
     Journal rows go to journal.db (synchronous=FULL) in transactions of
     RAW_TX_EVENTS; with `index`, every RAW_INDEX_EVENTS events the search-index
@@ -524,7 +524,7 @@ def raw_insert(stored: list[StoredEvent], folder: Path, *, index: bool) -> float
     return len(stored) / seconds
 
 
-def _transaction(conn: sqlite3.Connection, work: list[tuple[str, list[Any]]]) -> None:
+def _transaction(conn: DbConnection, work: list[tuple[str, list[Any]]]) -> None:
     conn.execute("BEGIN IMMEDIATE")
     for sql, rows in work:
         conn.executemany(sql, rows)
@@ -532,7 +532,7 @@ def _transaction(conn: sqlite3.Connection, work: list[tuple[str, list[Any]]]) ->
 
 
 def raw_baseline(payloads: Payloads, figures: dict[str, Any], data_dir: Path) -> dict[str, Any]:
-    """Raw sqlite3 rows/s for the rows of (a) and of (b): journal only, and with the index."""
+    """Raw SQLite rows/s for the rows of (a) and of (b): journal only, and with the index."""
     out: dict[str, Any] = {"tx_events": RAW_TX_EVENTS, "index_tx_events": RAW_INDEX_EVENTS}
     single, batch = figures["single"], figures["batch"]
     for phase, bodies, per in (
@@ -602,9 +602,9 @@ def print_phases(single: dict[str, Any], batch: dict[str, Any]) -> None:
 
 
 def print_raw(single: dict[str, Any], batch: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
-    """The raw sqlite3 figures and the auditlake/raw ratios."""
+    """The raw SQLite figures and the auditlake/raw ratios."""
     print(
-        f"\n(d) raw sqlite3, same rows, the journal and store schemas (all their indexes), WAL,\n"
+        f"\n(d) raw SQLite, same rows, the journal and store schemas (all their indexes), WAL,\n"
         f"    one thread: journal rows (synchronous=FULL) in transactions of {raw['tx_events']};\n"
         f"    'with index' adds the store's index rows (synchronous=NORMAL) every\n"
         f"    {raw['index_tx_events']:,} events in one transaction, as the recorder does."
@@ -668,7 +668,7 @@ def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="auditlake-bench-"))
     try:
         figures = asyncio.run(measure(plan, payloads, data_dir))
-        print("(d) raw sqlite3 baseline...")
+        print("(d) raw SQLite baseline...")
         figures["raw"] = raw_baseline(payloads, figures, data_dir)
     finally:
         if not args.keep:

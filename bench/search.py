@@ -17,7 +17,6 @@ import json
 import multiprocessing
 import random
 import shutil
-import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from typing import Any
 from auditlake.core.event import StoredEvent, from_micros
 from auditlake.core.normalize import Limits, Origin, normalize
 from auditlake.core.query import Position, encode_cursor, parse_query
-from auditlake.sqlite_db import open_database, query
+from auditlake.sqlite_db import DbConnection, connect, open_database, query
 from auditlake.store.sqlite import SqliteStore, build_search
 from auditlake.store.sqlite_recorder import step as recorder_step
 from common import (
@@ -115,8 +114,8 @@ def build(folder: Path, total: int, seed: int, workers: int) -> float:
 
 
 def _insert_chunk(
-    journal: sqlite3.Connection,
-    store: sqlite3.Connection,
+    journal: DbConnection,
+    store: DbConnection,
     rows: list[Row],
     done: int,
     total: int,
@@ -309,7 +308,7 @@ def explain(folder: Path, world: Workload, kind: Kind) -> list[str]:
     variants += [
         (f"with {name}=True (chosen by the store at run time):", {name: True}) for name in relevant
     ]
-    conn = sqlite3.connect(folder / STORE)
+    conn = connect(folder / STORE, wal=False)
     conn.execute("ATTACH DATABASE ? AS journal", (str(folder / JOURNAL),))  # as SqliteStore does
     lines: list[str] = []
     try:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import apsw
 import pytest
 
 from auditlake.app import build_services
@@ -47,6 +48,7 @@ def _block_io_in_unit_tests(
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(sqlite3, "connect", refuse)
+    monkeypatch.setattr(apsw, "Connection", refuse)
 
 
 def free_port() -> int:

@@ -3,17 +3,24 @@ named queries, kept in `sql/<schema>/` (`NNNN_name.sql` and `queries.sql`).
 
 Three schemas, one file each: `journal` (the durable event log), `store`
 (the search index, derived from the journal and rebuildable) and `keys`.
+
+Every connection goes through APSW, which bundles a current SQLite: the
+recorder's index writes cost about a quarter less than on the system library
+the `sqlite3` module links (docs/benchmarks.md). One library for the whole
+process matters: two copies of SQLite in one process do not see each other's
+POSIX locks on the same file.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+import apsw
 
 from auditlake.errors import Unavailable
 
@@ -22,21 +29,25 @@ _MIGRATION = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _NAMED = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 
-def connect(path: Path, *, synchronous: str = "FULL", wal: bool = True) -> sqlite3.Connection:
+DbConnection = apsw.Connection
+BUSY_TIMEOUT_MS = 30_000
+
+
+def connect(path: Path, *, synchronous: str = "FULL", wal: bool = True) -> DbConnection:
     """A connection in autocommit mode (transactions are explicit BEGIN/COMMIT,
     so a group commit is exactly one transaction)."""
     try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-        conn.execute("PRAGMA busy_timeout = 30000")
+        conn = apsw.Connection(str(path))
+        conn.set_busy_timeout(BUSY_TIMEOUT_MS)
         if wal:
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
-    except sqlite3.Error as exc:
+    except apsw.Error as exc:
         raise Unavailable(f"cannot open the database {path}: {exc}") from exc
     return conn
 
 
-def open_database(path: Path, schema: Schema, *, synchronous: str = "FULL") -> sqlite3.Connection:
+def open_database(path: Path, schema: Schema, *, synchronous: str = "FULL") -> DbConnection:
     """Create the folder and database if needed and apply pending migrations."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(path, synchronous=synchronous)
@@ -44,7 +55,7 @@ def open_database(path: Path, schema: Schema, *, synchronous: str = "FULL") -> s
     return conn
 
 
-def migrate(conn: sqlite3.Connection, schema: Schema) -> list[int]:
+def migrate(conn: DbConnection, schema: Schema) -> list[int]:
     """Apply every migration newer than the database, each in its own transaction."""
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -57,8 +68,7 @@ def migrate(conn: sqlite3.Connection, schema: Schema) -> list[int]:
         for version, name, script in _migrations(schema):
             if version in done:
                 continue
-            for statement in _statements(script):
-                conn.execute(statement)
+            conn.execute(script).fetchall()  # APSW runs every statement of a script
             conn.execute(
                 "INSERT INTO schema_migrations VALUES (?, ?, ?)",
                 (version, name, datetime.now(UTC).isoformat()),
@@ -69,6 +79,17 @@ def migrate(conn: sqlite3.Connection, schema: Schema) -> list[int]:
         conn.execute("ROLLBACK")
         raise
     return applied
+
+
+def fetch_all(conn: DbConnection, sql: str, params: apsw.Bindings = ()) -> list[tuple[Any, ...]]:
+    """Every row of a query."""
+    return conn.execute(sql, params).fetchall()
+
+
+def scalar(conn: DbConnection, sql: str, params: apsw.Bindings = ()) -> Any:
+    """The first column of the first row, or None when there is no row."""
+    row = conn.execute(sql, params).fetchone()
+    return None if row is None else row[0]
 
 
 @cache
@@ -90,17 +111,6 @@ def _migrations(schema: Schema) -> list[tuple[int, str, str]]:
         if match:
             found.append((int(match[1]), entry.name, entry.read_text()))
     return sorted(found)
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration into statements (sqlite3 runs one per execute())."""
-    statements, current = [], ""
-    for line in script.splitlines(keepends=True):
-        current += line
-        if sqlite3.complete_statement(current):
-            statements.append(current.strip())
-            current = ""
-    return [s for s in statements if s]
 
 
 def _sql_dir(schema: Schema) -> resources.abc.Traversable:

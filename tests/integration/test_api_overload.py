@@ -3,7 +3,6 @@ lost and nothing refused is stored."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from tests.conftest import LiveServer, free_port
 
 from auditlake.config import Settings
+from auditlake.sqlite_db import connect
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def settings(tmp_path: Path) -> Settings:
 
 def test_overload_is_503_with_retry_after(live_server: LiveServer, settings: Settings) -> None:
     headers = {"authorization": f"Bearer {live_server.key('acme')}"}
-    blocker = sqlite3.connect(settings.journal_path, isolation_level=None)
+    blocker = connect(settings.journal_path)
     blocker.execute("BEGIN IMMEDIATE")  # the group-commit writer now waits
     answers: dict[str, httpx.Response] = {}
 

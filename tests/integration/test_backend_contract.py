@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from auditlake.errors import Overloaded, Unavailable
 from auditlake.journal.base import AppendResult
 from auditlake.journal.memory import MemoryEventLog
 from auditlake.journal.sqlite import SqliteJournal
+from auditlake.sqlite_db import connect
 from auditlake.store import sqlite as sqlite_store
 from auditlake.store.base import Page
 from auditlake.store.recorder_process import RecorderProcess
@@ -188,7 +188,7 @@ def test_sqlite_full_queue_is_an_explicit_overload_and_nothing_is_lost(tmp_path:
     path = tmp_path / "journal.db"
     journal = SqliteJournal(path, queue_capacity=100)
     journal.start()
-    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker = connect(path)
     blocker.execute("BEGIN IMMEDIATE")  # the writer now waits for the lock
     try:
         futures = [
@@ -233,7 +233,7 @@ def test_sqlite_failed_commit_fails_the_group_and_writes_nothing(tmp_path: Path)
     journal = SqliteJournal(path)
     journal.start()
     # A trigger makes the group's transaction fail after some rows were inserted.
-    trigger = sqlite3.connect(path, isolation_level=None)
+    trigger = connect(path)
     trigger.execute(
         "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.id = 'poison' "
         "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
@@ -260,7 +260,7 @@ def test_sqlite_index_follows_the_journal_and_resumes_after_a_crash(tmp_path: Pa
     assert pair.recorder.lag() == 0
     pair.close()
     # Journal rows committed just before a crash, never indexed.
-    conn = sqlite3.connect(tmp_path / "journal.db", isolation_level=None)
+    conn = connect(tmp_path / "journal.db")
     late = stored("acme", *({"id": f"i{n}", "action": "x"} for n in range(20, 50)))
     conn.executemany(
         "INSERT INTO events (seq, tenant, id, occurred_us, received_us, body) "
@@ -275,7 +275,7 @@ def test_sqlite_index_follows_the_journal_and_resumes_after_a_crash(tmp_path: Pa
     try:
         assert len(again.search(parse_query("acme", {"limit": "1000"})).events) == 50
         counted = "SELECT count(*), count(DISTINCT seq) FROM event_index"
-        assert sqlite3.connect(tmp_path / "store.db").execute(counted).fetchone() == (50, 50)
+        assert connect(tmp_path / "store.db").execute(counted).fetchone() == (50, 50)
     finally:
         again.close()
 
@@ -299,8 +299,8 @@ def test_a_stale_recorder_step_never_indexes_twice(tmp_path: Path) -> None:
     pair.append(stored("acme", *({"id": f"s{n}", "action": "x"} for n in range(10))))
     pair.recorder.sync().result(timeout=10)
     pair.close()
-    journal = sqlite3.connect(tmp_path / "journal.db")
-    store = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
+    journal = connect(tmp_path / "journal.db")
+    store = connect(tmp_path / "store.db")
     # A recorder that still believes nothing was indexed is told where it is.
     assert recorder_step(journal, store, 0, 100)[:2] == (0, 10)
     assert store.execute("SELECT count(*) FROM event_index").fetchone() == (10,)
@@ -343,7 +343,7 @@ def test_a_waiter_that_gave_up_does_not_stop_the_journal(tmp_path: Path) -> None
     path = tmp_path / "journal.db"
     journal = SqliteJournal(path)
     journal.start()
-    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker = connect(path)
     blocker.execute("BEGIN IMMEDIATE")
     abandoned = journal.submit(stored("acme", {"id": "gave-up", "action": "x"}))
     assert abandoned.cancel()  # as asyncio does when a request is cancelled

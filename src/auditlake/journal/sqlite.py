@@ -12,7 +12,6 @@ consumers (the recorder) that there is more to read.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections import deque
@@ -23,7 +22,7 @@ from pathlib import Path
 from auditlake.core.event import StoredEvent
 from auditlake.errors import AuditlakeError, Overloaded, Unavailable
 from auditlake.journal.base import AppendResult, CommitObserver, fail, resolve
-from auditlake.sqlite_db import open_database, query
+from auditlake.sqlite_db import DbConnection, open_database, query, scalar
 
 log = logging.getLogger(__name__)
 _IN_CHUNK = 500
@@ -59,13 +58,13 @@ class SqliteJournal:
         self._queued_events = 0
         self._closing = False
         self._thread: threading.Thread | None = None
-        self._conn: sqlite3.Connection | None = None
+        self._conn: DbConnection | None = None
         self._committed = 0  # last seq committed
 
     def start(self) -> None:
         """Open the database (applying migrations) and start the writer."""
         self._conn = open_database(self._path, "journal")
-        self._committed = self._conn.execute(query("journal", "last_seq")).fetchone()[0]
+        self._committed = int(scalar(self._conn, query("journal", "last_seq")))
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self._thread.start()
 
@@ -177,7 +176,7 @@ class SqliteJournal:
 
 
 def _new_rows(
-    conn: sqlite3.Connection, group: list[_Request], first_seq: int
+    conn: DbConnection, group: list[_Request], first_seq: int
 ) -> tuple[list[list[AppendResult]], list[tuple[object, ...]]]:
     """Per request its results, and the rows of the events not stored before."""
     seen = _existing_keys(conn, [e for r in group for e in r.events if not e.new_id])
@@ -202,7 +201,7 @@ def _new_rows(
     return results, rows
 
 
-def _existing_keys(conn: sqlite3.Connection, events: list[StoredEvent]) -> set[tuple[str, str]]:
+def _existing_keys(conn: DbConnection, events: list[StoredEvent]) -> set[tuple[str, str]]:
     """The (tenant, id) pairs among `events` that are already stored."""
     by_tenant: dict[str, list[str]] = {}
     for stored in events:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,17 +46,15 @@ class SqliteKeyStore:
     def revoke(self, key_id: str) -> bool:
         """Mark a key revoked; False if unknown or already revoked."""
         with self._lock:
-            cursor = self._conn.execute(
-                query("keys", "revoke_key"), (datetime.now(UTC).isoformat(), key_id)
-            )
-        return cursor.rowcount == 1
+            self._conn.execute(query("keys", "revoke_key"), (datetime.now(UTC).isoformat(), key_id))
+            return self._conn.changes() == 1
 
     def close(self) -> None:
         """Close the connection."""
         self._conn.close()
 
 
-def _key(row: sqlite3.Row | tuple[object, ...]) -> ApiKey:
+def _key(row: tuple[object, ...]) -> ApiKey:
     key_id, tenant, scopes, _hash, name, created, revoked = row
     return ApiKey(
         key_id=str(key_id),

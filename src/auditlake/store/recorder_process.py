@@ -30,7 +30,7 @@ from typing import Any
 
 from auditlake.gc_tuning import freeze_startup_objects
 from auditlake.journal.base import resolve
-from auditlake.sqlite_db import connect, open_database, query
+from auditlake.sqlite_db import DbConnection, connect, open_database, query, scalar
 from auditlake.store.sqlite_recorder import position, step
 
 log = logging.getLogger(__name__)
@@ -279,5 +279,5 @@ def _tell(pipe: Connection, at: int, events: int, seconds: float, head: int) -> 
     return True
 
 
-def _journal_head(journal: Any) -> int:
-    return int(journal.execute(query("journal", "last_seq")).fetchone()[0])
+def _journal_head(journal: DbConnection) -> int:
+    return int(scalar(journal, query("journal", "last_seq")))

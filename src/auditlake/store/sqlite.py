@@ -4,13 +4,12 @@ Reads run in WAL mode beside the writers, each thread on its own connection."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
 from auditlake.core.query import WORD, Filters, Position, Query
-from auditlake.sqlite_db import connect, query
+from auditlake.sqlite_db import DbConnection, connect, fetch_all, query, scalar
 from auditlake.store.base import Page
 
 # Below this many events for a target_id, a search fetches them by seq.
@@ -24,34 +23,35 @@ class SqliteStore:
         self._store_path = store_path
         self._journal_path = journal_path
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[DbConnection] = []
         self._lock = threading.Lock()
 
     def get(self, tenant: str, event_id: str) -> bytes | None:
         """The stored JSON of one event of this tenant, or None."""
-        row = self._conn().execute(query("store", "get_event"), (tenant, event_id)).fetchone()
-        return None if row is None else bytes(row[0])
+        body = scalar(self._conn(), query("store", "get_event"), (tenant, event_id))
+        return None if body is None else bytes(body)
 
     def search(self, q: Query) -> Page:
         """One page of matching events, ordered by (occurred_at, seq)."""
         conn = self._conn()
         sql, params = build_search(q, few_targets=self._few_targets(conn, q))
-        rows = conn.execute(sql, params).fetchall()
+        rows = fetch_all(conn, sql, params)
         events = [bytes(row[0]) for row in rows[: q.limit]]
         more = len(rows) > q.limit
         last = rows[q.limit - 1] if more else None
         return Page(events, Position(last[1], last[2]) if last else None)
 
-    def _few_targets(self, conn: sqlite3.Connection, q: Query) -> bool:
+    def _few_targets(self, conn: DbConnection, q: Query) -> bool:
         """Whether the target_id filter matches so few events that fetching them
         by seq and sorting beats walking the tenant's time index."""
         if q.filters.target_id is None:
             return False
-        count = conn.execute(
+        count = scalar(
+            conn,
             "SELECT count(*) FROM (SELECT 1 FROM event_targets "
             "WHERE tenant = ? AND target_id = ? LIMIT ?)",
             (q.tenant, q.filters.target_id, FEW_TARGETS),
-        ).fetchone()[0]
+        )
         return int(count) < FEW_TARGETS
 
     def ping(self) -> None:
@@ -68,8 +68,8 @@ class SqliteStore:
             self._all.clear()
         self._local = threading.local()
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+    def _conn(self) -> DbConnection:
+        conn: DbConnection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = connect(self._store_path, wal=False)
             conn.execute("ATTACH DATABASE ? AS journal", (str(self._journal_path),))

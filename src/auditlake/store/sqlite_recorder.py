@@ -12,26 +12,25 @@ undo its last steps, which are then redone from the journal.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 import msgspec
 
 from auditlake.core.event import Event, search_text
-from auditlake.sqlite_db import query
+from auditlake.sqlite_db import DbConnection, fetch_all, query, scalar
 
 CONSUMER = "recorder"
 _decode = msgspec.json.Decoder(Event).decode
 
 
-def position(store: sqlite3.Connection) -> int:
+def position(store: DbConnection) -> int:
     """The last journal seq the store has indexed (0 for none)."""
-    row = store.execute(query("store", "get_offset"), (CONSUMER,)).fetchone()
-    return 0 if row is None else int(row[0])
+    seq = scalar(store, query("store", "get_offset"), (CONSUMER,))
+    return 0 if seq is None else int(seq)
 
 
 def step(
-    journal: sqlite3.Connection, store: sqlite3.Connection, after: int, limit: int
+    journal: DbConnection, store: DbConnection, after: int, limit: int
 ) -> tuple[int, int, float]:
     """Index up to `limit` journal events after `after` in one transaction.
 
@@ -40,7 +39,7 @@ def step(
     Returns (events indexed, new position, seconds taken).
     """
     started = time.perf_counter()
-    rows = journal.execute(query("journal", "events_after"), (after, limit)).fetchall()
+    rows = fetch_all(journal, query("journal", "events_after"), (after, limit))
     if not rows:
         return 0, after, 0.0
     index, targets, texts = [], [], []
