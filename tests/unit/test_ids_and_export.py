@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from auditlake.core.event import Actor, Event, from_micros, search_text, to_micros
+from auditlake.core.event import Actor, Event, Target, from_micros, search_text, to_micros
 from auditlake.core.export import csv_header, csv_rows, ndjson_lines, neutralize
 from auditlake.core.ids import idempotent_id, uuid7
 
@@ -66,8 +66,14 @@ def test_ndjson_is_one_event_per_line() -> None:
 
 
 def test_search_text_covers_names_ids_and_metadata_values() -> None:
-    text = search_text(
-        _event(actor=Actor(id="u1", name="Ada"), metadata={"a": {"b": ["deep", 42]}})
+    event = _event(
+        actor=Actor(id="u1", name="Ada", type="person"),
+        targets=[Target(id="repo-9", name="Website", type="repo")],
+        metadata={"a": {"b": ["deep", 42]}},
     )
-    for word in ("u1", "Ada", "deep", "42", "user.signed_in"):
-        assert word in text
+    words = search_text(event).split()
+    for word in ("u1", "Ada", "repo-9", "Website", "deep", "42"):
+        assert word in words
+    # What has an exact filter of its own is not text: the action, the types, the id.
+    for word in (event.action, event.id, "person", "repo"):
+        assert word not in words

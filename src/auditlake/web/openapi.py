@@ -22,7 +22,10 @@ _FILTER_DOCS = {
     "source": "Where the event came from (`api`, ...).",
     "since": "occurred_at at or after this RFC 3339 time.",
     "until": "occurred_at before this RFC 3339 time.",
-    "q": "Words that must all appear in names, ids or metadata values (prefix match).",
+    "q": (
+        "Words that must all appear in actor or target ids, names or emails, the error, "
+        "or metadata values (prefix match)."
+    ),
 }
 
 
