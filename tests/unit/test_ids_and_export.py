@@ -6,10 +6,12 @@ import uuid
 from datetime import UTC, datetime
 
 import msgspec
+import pytest
 
+from auditlake.core import ids as ids_module
 from auditlake.core.event import Actor, Event, Target, from_micros, search_text, to_micros
 from auditlake.core.export import csv_header, csv_rows, ndjson_lines, neutralize
-from auditlake.core.ids import idempotent_id, uuid7
+from auditlake.core.ids import idempotent_id, uuid7, uuid7_many
 
 
 def test_uuid7_is_version_7_and_sorts_in_creation_order() -> None:
@@ -17,6 +19,22 @@ def test_uuid7_is_version_7_and_sorts_in_creation_order() -> None:
     assert all(uuid.UUID(i).version == 7 for i in ids)
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert uuid7(now_ms=10**12) != uuid7(now_ms=10**12)
+
+
+def test_uuid7_many_continues_the_order_past_the_per_millisecond_counter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Later tests in this process get ids of the present again.
+    monkeypatch.setattr(ids_module, "_last_ms", ids_module._last_ms)
+    far_future_ms = 2**47  # newer than any id made so far, so the batch starts a fresh ms
+    ids = [uuid7(), *uuid7_many(10_000, now_ms=far_future_ms), uuid7()]
+    parsed = [uuid.UUID(i) for i in ids]
+    assert all(p.version == 7 and p.variant == uuid.RFC_4122 for p in parsed)
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    # 10,000 ids overflow the 12-bit counter: the batch borrows the next milliseconds
+    assert parsed[1].int >> 80 == far_future_ms
+    assert far_future_ms + 2 <= parsed[-2].int >> 80 <= far_future_ms + 4
+    assert uuid7_many(0) == []
 
 
 def test_idempotent_id_is_stable_and_position_dependent() -> None:

@@ -7,6 +7,7 @@ all-or-nothing, so every problem of every event is collected before failing.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from auditlake.core.event import (
     Target,
     to_micros,
 )
-from auditlake.core.ids import idempotent_id, uuid7
+from auditlake.core.ids import idempotent_id, uuid7_many
 from auditlake.errors import Forbidden, InvalidInput, MalformedInput, PayloadTooLarge
 
 _encode = msgspec.json.encode
@@ -107,9 +108,12 @@ def normalize(inputs: list[EventInput], origin: Origin, limits: Limits) -> list[
     batch = len(inputs) > 1
     problems: list[Problem] = []
     stored: list[StoredEvent] = []
+    received_us = to_micros(origin.received_at)
+    unnamed = 0 if origin.idempotency_key is not None else sum(i.id is None for i in inputs)
+    new_ids = iter(uuid7_many(unnamed))
     for index, item in enumerate(inputs):
         found: list[Problem] = []
-        event = _normalize_one(item, index, origin, limits, found)
+        event = _normalize_one(item, index, origin, limits, found, new_ids)
         if found:
             for problem in found:
                 problem.index = index if batch else None
@@ -122,9 +126,10 @@ def normalize(inputs: list[EventInput], origin: Origin, limits: Limits) -> list[
                 problem.index = index if batch else None
             problems.extend(too_large)
             continue
-        occurred = to_micros(event.occurred_at)
+        occurred = event.occurred_at
+        occurred_us = received_us if occurred is origin.received_at else to_micros(occurred)
         new_id = item.id is None and origin.idempotency_key is None
-        stored.append(StoredEvent(event, body, occurred, to_micros(event.received_at), new_id))
+        stored.append(StoredEvent(event, body, occurred_us, received_us, new_id))
     if problems:
         noun = "batch" if batch else "event"
         raise _invalid(f"the {noun} is invalid", problems)
@@ -132,7 +137,12 @@ def normalize(inputs: list[EventInput], origin: Origin, limits: Limits) -> list[
 
 
 def _normalize_one(
-    item: EventInput, index: int, origin: Origin, limits: Limits, found: list[Problem]
+    item: EventInput,
+    index: int,
+    origin: Origin,
+    limits: Limits,
+    found: list[Problem],
+    new_ids: Iterator[str],
 ) -> Event:
     tenant = origin.tenant
     if item.tenant is not None and item.tenant != tenant:
@@ -142,7 +152,7 @@ def _normalize_one(
         if not TENANT_PATTERN.match(tenant):
             found.append(Problem("tenant", "1-128 letters, digits, '.', '_', ':' or '-'"))
     action = _text(item.action, "action", limits.max_id_length, found, required=True)
-    event_id = _event_id(item.id, index, origin, limits, found)
+    event_id = _event_id(item.id, index, origin, limits, found, new_ids)
     occurred = _occurred_at(item, origin.received_at, found)
     if len(item.targets) > limits.max_targets:
         found.append(Problem("targets", f"at most {limits.max_targets} targets"))
@@ -171,13 +181,18 @@ def _normalize_one(
 
 
 def _event_id(
-    given: str | None, index: int, origin: Origin, limits: Limits, found: list[Problem]
+    given: str | None,
+    index: int,
+    origin: Origin,
+    limits: Limits,
+    found: list[Problem],
+    new_ids: Iterator[str],
 ) -> str:
     if given is not None:
         return _text(given, "id", limits.max_id_length, found, required=True)
     if origin.idempotency_key is not None:
         return idempotent_id(origin.idempotency_key, index)
-    return uuid7()
+    return next(new_ids)
 
 
 def _occurred_at(item: EventInput, received_at: datetime, found: list[Problem]) -> datetime:
