@@ -119,7 +119,7 @@ def index_all(design: str, journal_path: Path, store_path: Path, events: int) ->
     store.execute("PRAGMA cache_size = -262144")  # as the recorder process sets them
     store.execute("PRAGMA wal_autocheckpoint = 50000")
     if design == "fts-only":
-        store.executescript(FTS_ONLY)
+        store.execute(FTS_ONLY)
     gc.collect()
     at, started = 0, time.perf_counter()
     while at < events:
