@@ -60,7 +60,18 @@ def _uuid_text(value: int) -> str:
 def idempotent_id(key: str, index: int = 0) -> str:
     """A stable UUID (version 8, RFC 9562) for the `index`-th event sent with
     the `Idempotency-Key` header `key`: re-sending yields the same id."""
-    digest = bytearray(hashlib.sha256(f"{index}\x00{key}".encode()).digest()[:16])
+    return _hashed_uuid(f"{index}\x00{key}")
+
+
+def derived_id(namespace: str, *parts: str) -> str:
+    """A stable UUID (version 8) for an event a producer names by `parts`
+    (e.g. a CloudEvent's source and id): redelivery gives the same id, and
+    equal ids of different producers never collide."""
+    return _hashed_uuid("\x00".join((namespace, *parts)))
+
+
+def _hashed_uuid(text: str) -> str:
+    digest = bytearray(hashlib.sha256(text.encode()).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x80
     digest[8] = (digest[8] & 0x3F) | 0x80
     return str(uuid.UUID(bytes=bytes(digest)))

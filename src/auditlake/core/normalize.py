@@ -7,7 +7,7 @@ all-or-nothing, so every problem of every event is collected before failing.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,6 +64,14 @@ class Origin(msgspec.Struct, frozen=True):
     idempotency_key: str | None = None
 
 
+class Provenance(msgspec.Struct, frozen=True):
+    """Where one event came from, when a source maps it from a vendor format:
+    its `source` (instead of the request's) and the original payload (`raw`)."""
+
+    source: str
+    raw: Any = None
+
+
 class Problem(msgspec.Struct, omit_defaults=True):
     """One reason an event was rejected; `index` is set for batches."""
 
@@ -103,8 +111,15 @@ def parse_batch(body: bytes, limits: Limits) -> list[EventInput]:
     return events
 
 
-def normalize(inputs: list[EventInput], origin: Origin, limits: Limits) -> list[StoredEvent]:
-    """Map inputs to stored events, or raise InvalidInput listing every problem."""
+def normalize(
+    inputs: list[EventInput],
+    origin: Origin,
+    limits: Limits,
+    provenance: Sequence[Provenance] | None = None,
+) -> list[StoredEvent]:
+    """Map inputs to stored events, or raise InvalidInput listing every problem.
+
+    `provenance`, if given, has one entry per input."""
     batch = len(inputs) > 1
     problems: list[Problem] = []
     stored: list[StoredEvent] = []
@@ -114,6 +129,10 @@ def normalize(inputs: list[EventInput], origin: Origin, limits: Limits) -> list[
     for index, item in enumerate(inputs):
         found: list[Problem] = []
         event = _normalize_one(item, index, origin, limits, found, new_ids)
+        if provenance is not None:
+            event = msgspec.structs.replace(
+                event, source=provenance[index].source, raw=provenance[index].raw
+            )
         if found:
             for problem in found:
                 problem.index = index if batch else None

@@ -1,5 +1,6 @@
 """What the embedded recorder does: index journal events for search
-(`event_index`, `event_targets`, `events_text`) in the store database.
+(`event_index`, `event_targets`, `events_text`) in the store database, and
+keep the typed tables of vendor events (`chainguard_registry_pull_v1`).
 
 `step()` indexes the next events after the stored position in ONE
 transaction that also moves the position, so after a crash indexing resumes
@@ -16,6 +17,7 @@ import time
 
 import msgspec
 
+from auditlake.core.chainguard import PULL_TYPE, pull_row
 from auditlake.core.event import Event, search_text
 from auditlake.sqlite_db import DbConnection, fetch_all, query, scalar
 
@@ -42,7 +44,7 @@ def step(
     rows = fetch_all(journal, query("journal", "events_after"), (after, limit))
     if not rows:
         return 0, after, 0.0
-    index, targets, texts = [], [], []
+    index, targets, texts, pulls = [], [], [], []
     for seq, occurred_us, body in rows:
         event = _decode(body)
         actor = event.actor
@@ -52,6 +54,8 @@ def step(
         ))  # fmt: skip
         targets += [(seq, event.tenant, t.id, t.type) for t in event.targets]
         texts.append((seq, search_text(event)))
+        if event.action == PULL_TYPE and (pull := pull_row(event)) is not None:
+            pulls.append((seq, *pull))
     new_position = int(rows[-1][0])
     store.execute("BEGIN IMMEDIATE")
     try:
@@ -62,6 +66,8 @@ def step(
         store.executemany(query("store", "insert_index"), index)
         store.executemany(query("store", "insert_target"), targets)
         store.executemany(query("store", "insert_text"), texts)
+        if pulls:
+            store.executemany(query("store", "insert_chainguard_pull"), pulls)
         store.execute(query("store", "set_offset"), (CONSUMER, new_position))
         store.execute("COMMIT")
     except BaseException:

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from auditlake.errors import AuditlakeError
 from auditlake.web.auth import Authenticator
+from auditlake.web.cloudevents import CloudEventsRoutes
 from auditlake.web.events import EventRoutes
 from auditlake.web.export import ExportRoute
 from auditlake.web.metrics import RequestTimer
@@ -46,6 +47,10 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> Starlett
         Route("/metrics", ops.metrics, methods=["GET"]),
         Route("/openapi.json", ops.openapi, methods=["GET"]),
     ]
+    for source in services.settings.sources.cloudevents:
+        receiver = CloudEventsRoutes(services, auth, source)
+        routes.append(Route(source.path, receiver.receive, methods=["POST"]))
+        routes.append(Route(source.path, receiver.handshake, methods=["OPTIONS"]))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

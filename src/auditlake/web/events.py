@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from auditlake.core.event import EventInput
+from auditlake.core.event import EventInput, StoredEvent
 from auditlake.core.normalize import Limits, Origin, normalize, parse_batch, parse_event
 from auditlake.core.query import encode_cursor, parse_query
 from auditlake.errors import AuditlakeError, InvalidInput, NotFound, PayloadTooLarge
@@ -40,17 +40,13 @@ class EventRoutes:
         """POST /v1/events: one event; 201 created or 200 duplicate."""
         key = await self.auth.require(request, "ingest")
         results = await self._append(request, key, _parse_one, self.limits.max_event_bytes)
-        result = results[0]
-        status = 201 if result.status == "created" else 200
-        return Response(msgspec.json.encode(result), status, media_type=JSON)
+        return single_response(results[0])
 
     async def publish_batch(self, request: Request) -> Response:
         """POST /v1/events/batch: all events stored, or none."""
         key = await self.auth.require(request, "ingest")
         results = await self._append(request, key, parse_batch, self.limits.max_body_bytes)
-        created = sum(1 for r in results if r.status == "created")
-        answer = BatchResult(results, created, len(results) - created)
-        return Response(msgspec.json.encode(answer), 201 if created else 200, media_type=JSON)
+        return batch_response(results)
 
     async def get_event(self, request: Request) -> Response:
         """GET /v1/events/{id}: one event of the key's tenant."""
@@ -81,20 +77,15 @@ class EventRoutes:
     ) -> list[AppendResult]:
         """Read, parse, normalize and journal; counts a rejected body's events
         (or 1 when the body did not parse that far)."""
-        metrics = self.services.metrics
         await self.services.admit()  # before reading the body: waiting requests hold no memory
         inputs: list[EventInput] = []
         try:
             inputs = parse(await read_body(request, cap), self.limits)
             stored = normalize(inputs, self._origin(request, key), self.limits)
         except AuditlakeError:
-            metrics.count_events(SOURCE, "rejected", len(inputs) or 1)
+            self.services.metrics.count_events(SOURCE, "rejected", len(inputs) or 1)
             raise
-        results = await asyncio.wrap_future(self.services.journal.submit(stored))
-        created = sum(1 for r in results if r.status == "created")
-        metrics.count_events(SOURCE, "accepted", created)
-        metrics.count_events(SOURCE, "duplicate", len(results) - created)
-        return results
+        return await journal_events(self.services, stored, SOURCE)
 
     def _origin(self, request: Request, key: ApiKey) -> Origin:
         idempotency_key = request.headers.get("idempotency-key")
@@ -111,6 +102,31 @@ class EventRoutes:
             may_set_tenant=key.allows("admin"),
             idempotency_key=idempotency_key,
         )
+
+
+async def journal_events(
+    services: Services, stored: list[StoredEvent], label: str
+) -> list[AppendResult]:
+    """Append to the journal and count the outcome under the source `label`;
+    returns once the events are durable."""
+    results = await asyncio.wrap_future(services.journal.submit(stored))
+    created = sum(1 for r in results if r.status == "created")
+    services.metrics.count_events(label, "accepted", created)
+    services.metrics.count_events(label, "duplicate", len(results) - created)
+    return results
+
+
+def single_response(result: AppendResult) -> Response:
+    """201 for a new event, 200 for a duplicate."""
+    status = 201 if result.status == "created" else 200
+    return Response(msgspec.json.encode(result), status, media_type=JSON)
+
+
+def batch_response(results: list[AppendResult]) -> Response:
+    """201 if any event was new, 200 if all were duplicates."""
+    created = sum(1 for r in results if r.status == "created")
+    answer = BatchResult(results, created, len(results) - created)
+    return Response(msgspec.json.encode(answer), 201 if created else 200, media_type=JSON)
 
 
 def _parse_one(body: bytes, limits: Limits) -> list[EventInput]:

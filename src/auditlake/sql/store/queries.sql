@@ -17,3 +17,10 @@ ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq;
 
 -- name: get_event
 SELECT body FROM journal.events WHERE tenant = ? AND id = ?;
+
+-- name: insert_chainguard_pull
+INSERT INTO chainguard_registry_pull_v1 (
+    seq, tenant, event_id, occurred_us, actor_subject, actor_act, repository, repo_id, tag,
+    digest, method, type, "when", location, user_agent, remote_address, error_status,
+    error_code, error_message
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);

@@ -1,0 +1,157 @@
+"""The CloudEvents receiver: one route per configured source.
+
+A request is authenticated the source's way (OIDC token, Standard Webhooks
+signature, or an API key), its CloudEvents are read (binary, structured or
+batch mode), the types the source keeps are mapped to events and journaled
+all-or-nothing, and the others are acknowledged and counted as ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from auditlake.config import CloudEventsSource
+from auditlake.core import chainguard
+from auditlake.core.cloudevents import CloudEvent, map_cloudevent, type_kept
+from auditlake.core.event import EventInput
+from auditlake.core.normalize import Origin, Provenance, normalize
+from auditlake.errors import AuditlakeError, Forbidden, InvalidInput
+from auditlake.journal.base import AppendResult
+from auditlake.web.auth import Authenticator
+from auditlake.web.cloudevents_http import is_batch, read_events
+from auditlake.web.events import JSON, journal_events, read_body, single_response
+from auditlake.web.oidc import OidcVerifier
+from auditlake.web.services import Services
+from auditlake.web.webhooks import StandardWebhookVerifier
+
+
+class ReceiveResult(msgspec.Struct):
+    """The answer to a batch: one result per CloudEvent, in order."""
+
+    results: list[dict[str, Any]]
+    created: int
+    duplicates: int
+    ignored: int
+
+
+class CloudEventsRoutes:
+    """The receiver of one `[[sources.cloudevents]]` block."""
+
+    def __init__(self, services: Services, keys: Authenticator, source: CloudEventsSource) -> None:
+        self.services = services
+        self.keys = keys
+        self.source = source
+        self.label = f"cloudevents:{source.name}"
+        self.oidc = OidcVerifier(source.oidc) if source.auth == "oidc" and source.oidc else None
+        self.webhook = (
+            StandardWebhookVerifier(source.webhook)
+            if source.auth == "webhook" and source.webhook
+            else None
+        )
+
+    async def receive(self, request: Request) -> Response:
+        """POST: journal the kept CloudEvents of the request (all or none)."""
+        caller = await self._caller_before_body(request)
+        await self.services.admit()  # before reading the body, as the events API does
+        limits = self.services.settings.limits
+        batch = is_batch(request.headers)
+        body = await read_body(request, limits.max_body_bytes if batch else limits.max_event_bytes)
+        if self.webhook is None:
+            return await self._receive(request, body, caller, batch)
+        delivery = self.webhook.verify(request.headers, body)
+        try:
+            return await self._receive(request, body, f"webhook:{delivery}", batch)
+        except BaseException:
+            self.webhook.forget(delivery)  # not kept: the sender's retry is welcome
+            raise
+
+    async def _receive(self, request: Request, body: bytes, caller: str, batch: bool) -> Response:
+        try:
+            events = read_events(
+                request.headers, body, self.services.settings.limits.max_batch_events
+            )
+        except AuditlakeError:
+            self.services.metrics.count_events(self.label, "rejected")
+            raise
+        kept = [e for e in events if type_kept(e.type, self.source.types)]
+        self.services.metrics.count_events(self.label, "ignored", len(events) - len(kept))
+        results = await self._record(kept, caller) if kept else []
+        if not batch:
+            if results:
+                return single_response(results[0])
+            return Response(b'{"status":"ignored"}', 200, media_type=JSON)
+        return _batch_response(events, kept, results)
+
+    async def handshake(self, request: Request) -> Response:
+        """OPTIONS: the CloudEvents webhook validation handshake."""
+        origin = request.headers.get("webhook-request-origin")
+        if not origin:
+            raise InvalidInput(
+                "the validation handshake needs a WebHook-Request-Origin header",
+                [{"field": "WebHook-Request-Origin", "message": "missing"}],
+            )
+        allowed = self.source.allowed_origins
+        if "*" not in allowed and origin not in allowed:
+            raise Forbidden(f"origin {origin!r} may not deliver to this source")
+        headers = {"WebHook-Allowed-Origin": origin, "Allow": "POST, OPTIONS"}
+        if request.headers.get("webhook-request-rate"):
+            headers["WebHook-Allowed-Rate"] = "*"
+        return Response(status_code=200, headers=headers)
+
+    async def _caller_before_body(self, request: Request) -> str:
+        """Who sends, for the methods that need no body (401/403 otherwise)."""
+        if self.oidc is not None:
+            header = request.headers.get("authorization")
+            claims = await run_in_threadpool(self.oidc.verify, header)
+            return f"oidc:{claims.get('sub', '')}"
+        if self.webhook is not None:
+            return ""  # verified with the body
+        key = await self.keys.require(request, "ingest")
+        if key.tenant != self.source.tenant and not key.allows("admin"):
+            raise Forbidden(f"this key may not write to the tenant of source {self.source.name!r}")
+        return f"key:{key.key_id}"
+
+    async def _record(self, events: list[CloudEvent], caller: str) -> list[AppendResult]:
+        mapped = [self._map(event) for event in events]
+        origin = Origin(
+            tenant=self.source.tenant,
+            caller=caller,
+            source="cloudevents",
+            received_at=datetime.now(UTC),
+        )
+        limits = self.services.settings.limits
+        try:
+            stored = normalize([m[0] for m in mapped], origin, limits, [m[1] for m in mapped])
+        except AuditlakeError:
+            self.services.metrics.count_events(self.label, "rejected", len(events))
+            raise
+        return await journal_events(self.services, stored, self.label)
+
+    def _map(self, event: CloudEvent) -> tuple[EventInput, Provenance]:
+        item, provenance = map_cloudevent(event)
+        if self.source.preset == "chainguard" and event.type == chainguard.PULL_TYPE:
+            item = chainguard.map_pull(item, event)
+        return item, provenance
+
+
+def _batch_response(
+    events: list[CloudEvent], kept: list[CloudEvent], results: list[AppendResult]
+) -> Response:
+    by_event = {id(event): result for event, result in zip(kept, results, strict=True)}
+    answers: list[dict[str, Any]] = []
+    for event in events:
+        result = by_event.get(id(event))
+        answers.append(
+            {"id": result.id, "status": result.status}
+            if result
+            else {"id": None, "status": "ignored", "type": event.type}
+        )
+    created = sum(1 for r in results if r.status == "created")
+    answer = ReceiveResult(answers, created, len(results) - created, len(events) - len(kept))
+    return Response(msgspec.json.encode(answer), 201 if created else 200, media_type=JSON)
