@@ -61,9 +61,10 @@ def create_key(data_dir: Path, tenant: str, *scopes: str) -> str:
 class Server:
     """One `auditlake serve` process on a fresh 127.0.0.1 port."""
 
-    def __init__(self, data_dir: Path, log_path: Path) -> None:
+    def __init__(self, data_dir: Path, log_path: Path, config: Path | None = None) -> None:
         self.data_dir = data_dir
         self.log_path = log_path
+        self.config = config
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -112,6 +113,8 @@ class Server:
             str(AUDITLAKE), "serve", "--data-dir", str(self.data_dir),
             "--port", str(self.port), "--log-level", "warning",
         ]  # fmt: skip
+        if self.config is not None:
+            command += ["--config", str(self.config)]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command,
