@@ -18,6 +18,7 @@ from typing import Any
 
 import apsw
 import pytest
+from tests.issuer import LocalIssuer
 
 from auditlake.app import build_services
 from auditlake.config import Settings
@@ -107,3 +108,13 @@ def live_server(services: Services) -> Iterator[LiveServer]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def issuer() -> Iterator[LocalIssuer]:
+    """A local OIDC issuer (discovery, JWKS, tokens) on 127.0.0.1."""
+    local = LocalIssuer()
+    try:
+        yield local
+    finally:
+        local.close()

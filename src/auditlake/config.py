@@ -169,8 +169,10 @@ def _resolve_source(source: CloudEventsSource, env: Mapping[str, str]) -> CloudE
         source = _chainguard_preset(source, where)
     if not TENANT_PATTERN.match(source.tenant):
         raise ConfigError(f"{where}: tenant {source.tenant!r} is not a valid tenant name")
-    if not source.path.startswith("/") or source.path.startswith(RESERVED_PATHS):
-        raise ConfigError(f"{where}: path {source.path!r} must start with / and not be taken")
+    if not source.path.startswith("/"):
+        raise ConfigError(f"{where}: path {source.path!r} must start with /")
+    if any(source.path == r or source.path.startswith(r + "/") for r in RESERVED_PATHS):
+        raise ConfigError(f"{where}: path {source.path!r} is one of auditlake's own routes")
     auth = source.auth or ("oidc" if source.oidc else "webhook" if source.webhook else "api_key")
     if auth == "oidc" and source.oidc is None:
         raise ConfigError(f"{where}: auth 'oidc' needs an [oidc] block (issuer, audience)")
@@ -205,6 +207,8 @@ def _with_secret(webhook: WebhookAuth | None, env: Mapping[str, str], where: str
             raise ConfigError(
                 f"{where}: cannot read {webhook.secret_file}: {exc.strerror}"
             ) from None
+        if not secret:
+            raise ConfigError(f"{where}: the file {webhook.secret_file} is empty")
     else:
         raise ConfigError(f"{where}: [webhook] needs secret_env or secret_file")
     return msgspec.structs.replace(webhook, secret=secret)

@@ -8,11 +8,9 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from cloudevents.core.bindings.http import to_binary
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
@@ -25,15 +23,6 @@ SENDERS = 8
 KILL_AFTER = 3_000  # acknowledged events before the SIGKILL
 DEADLINE_SECONDS = 240.0
 GROUP = "0475f6baca584a8964a6bce6b74dbe78dd8805b6"
-
-
-@pytest.fixture
-def issuer() -> Iterator[LocalIssuer]:
-    local = LocalIssuer()
-    try:
-        yield local
-    finally:
-        local.close()
 
 
 def pull_message(n: int) -> tuple[dict[str, str], bytes]:

@@ -58,15 +58,6 @@ def pull(repository: str, event_id: str, **options: Any) -> CloudEvent:
 
 
 @pytest.fixture
-def issuer() -> Iterator[LocalIssuer]:
-    local = LocalIssuer()
-    try:
-        yield local
-    finally:
-        local.close()
-
-
-@pytest.fixture
 def client(tmp_path: Path, issuer: LocalIssuer) -> Iterator[TestClient]:
     source = {
         "name": "chainguard",

@@ -113,7 +113,7 @@ class _OpsRoutes:
 
     async def openapi(self, _request: Request) -> Response:
         """The OpenAPI 3.1 description of this API."""
-        return JSONResponse(openapi_document())
+        return JSONResponse(openapi_document(self.services.settings.sources.cloudevents))
 
 
 async def _auditlake_error(_request: Request, exc: Exception) -> Response:

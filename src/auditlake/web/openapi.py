@@ -3,14 +3,17 @@ msgspec structs that decode requests and encode responses."""
 
 from __future__ import annotations
 
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 import msgspec
 
+from auditlake.config import CloudEventsSource
 from auditlake.core.event import BatchInput, Event, EventInput
 from auditlake.core.query import FILTER_NAMES
 from auditlake.journal.base import AppendResult, BatchResult
+from auditlake.web.openapi_cloudevents import add_receivers
+from auditlake.web.openapi_common import errors, json_body, ref
 
 _FILTER_DOCS = {
     "action": "Exact action, or a prefix ending in `*` (`user.*`).",
@@ -26,29 +29,6 @@ _FILTER_DOCS = {
         "Words that must all appear in actor or target ids, names or emails, the error, "
         "or metadata values (prefix match)."
     ),
-}
-
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json_body(name: str) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": _ref(name)}}}
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    return {str(s): {"description": _STATUS[s], **_json_body("Error")} for s in statuses}
-
-
-_STATUS = {
-    400: "Malformed JSON or not UTF-8.",
-    401: "No API key, or an unknown or revoked one.",
-    403: "The key lacks the scope, or names another tenant.",
-    404: "No such event for this tenant.",
-    413: "The body is over the size limit.",
-    422: "Invalid event(s), query or limit; `details` lists each field.",
-    503: "Overloaded or shutting down; retry after `Retry-After` seconds.",
 }
 
 
@@ -74,9 +54,18 @@ _PAGING = [
 ]
 
 
-@cache
-def openapi_document() -> dict[str, Any]:
-    """The whole OpenAPI document."""
+# Small: one entry per distinct set of sources (in practice one per process).
+@lru_cache(maxsize=8)
+def openapi_document(sources: tuple[CloudEventsSource, ...] = ()) -> dict[str, Any]:
+    """The whole OpenAPI document, with a CloudEvents receiver per source."""
+    document = _base_document()
+    if sources:
+        add_receivers(document, sources)
+    return document
+
+
+def _base_document() -> dict[str, Any]:
+    """The events API and the operational routes."""
     (_, components) = msgspec.json.schema_components(
         [EventInput, BatchInput, Event, AppendResult, BatchResult],
         ref_template="#/components/schemas/{name}",
@@ -86,7 +75,7 @@ def openapi_document() -> dict[str, Any]:
         "type": "object",
         "required": ["data", "next_cursor"],
         "properties": {
-            "data": {"type": "array", "items": _ref("Event")},
+            "data": {"type": "array", "items": ref("Event")},
             "next_cursor": {"anyOf": [{"type": "string"}, {"type": "null"}]},
         },
     }
@@ -101,7 +90,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "auditlake", "version": "1"},
         "components": {
             "schemas": components,
-            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {"apiKey": _API_KEY_SCHEME},
         },
         "security": [{"apiKey": []}],
         "paths": {
@@ -109,19 +98,19 @@ def openapi_document() -> dict[str, Any]:
                 "post": {
                     "summary": "Publish one event",
                     "parameters": [idempotency],
-                    "requestBody": {"required": True, **_json_body("EventInput")},
+                    "requestBody": {"required": True, **json_body("EventInput")},
                     "responses": {
-                        "201": {"description": "Stored.", **_json_body("AppendResult")},
-                        "200": {"description": "Already stored.", **_json_body("AppendResult")},
-                        **_errors(400, 401, 403, 413, 422, 503),
+                        "201": {"description": "Stored.", **json_body("AppendResult")},
+                        "200": {"description": "Already stored.", **json_body("AppendResult")},
+                        **errors(400, 401, 403, 413, 422, 503),
                     },
                 },
                 "get": {
                     "summary": "Search events (newest first by default)",
                     "parameters": _params(FILTER_NAMES) + _PAGING,
                     "responses": {
-                        "200": {"description": "One page.", **_json_body("Page")},
-                        **_errors(401, 403, 422),
+                        "200": {"description": "One page.", **json_body("Page")},
+                        **errors(401, 403, 422),
                     },
                 },
             },
@@ -129,11 +118,11 @@ def openapi_document() -> dict[str, Any]:
                 "post": {
                     "summary": "Publish up to 1,000 events, all or nothing",
                     "parameters": [idempotency],
-                    "requestBody": {"required": True, **_json_body("BatchInput")},
+                    "requestBody": {"required": True, **json_body("BatchInput")},
                     "responses": {
-                        "201": {"description": "Some stored.", **_json_body("BatchResult")},
-                        "200": {"description": "All duplicates.", **_json_body("BatchResult")},
-                        **_errors(400, 401, 403, 413, 422, 503),
+                        "201": {"description": "Some stored.", **json_body("BatchResult")},
+                        "200": {"description": "All duplicates.", **json_body("BatchResult")},
+                        **errors(400, 401, 403, 413, 422, 503),
                     },
                 },
             },
@@ -153,7 +142,7 @@ def openapi_document() -> dict[str, Any]:
                                 "text/csv": {"schema": {"type": "string"}},
                             },
                         },
-                        **_errors(401, 403, 422),
+                        **errors(401, 403, 422),
                     },
                 },
             },
@@ -166,8 +155,8 @@ def openapi_document() -> dict[str, Any]:
                         _TENANT_PARAM,
                     ],
                     "responses": {
-                        "200": {"description": "The event.", **_json_body("Event")},
-                        **_errors(401, 403, 404),
+                        "200": {"description": "The event.", **json_body("Event")},
+                        **errors(401, 403, 404),
                     },
                 },
             },
@@ -204,3 +193,10 @@ def _ops(summary: str, media: str = "application/json") -> dict[str, Any]:
             "responses": {"200": {"description": "OK", "content": {media: {"schema": {}}}}},
         }
     }
+
+
+_API_KEY_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "An auditlake API key: `Authorization: Bearer <key>`.",
+}

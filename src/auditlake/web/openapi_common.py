@@ -1,0 +1,31 @@
+"""Pieces every part of the OpenAPI document uses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_body(name: str) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": ref(name)}}}
+
+
+def errors(*statuses: int, described: Mapping[int, str] | None = None) -> dict[str, Any]:
+    """Error responses; `described` replaces the usual description of a status."""
+    texts = {**STATUS, **(described or {})}
+    return {str(s): {"description": texts[s], **json_body("Error")} for s in statuses}
+
+
+STATUS = {
+    400: "Malformed JSON or not UTF-8.",
+    401: "No API key, or an unknown or revoked one.",
+    403: "The key lacks the scope, or names another tenant.",
+    404: "No such event for this tenant.",
+    413: "The body is over the size limit.",
+    422: "Invalid event(s), query or limit; `details` lists each field.",
+    503: "Overloaded or shutting down; retry after `Retry-After` seconds.",
+}
