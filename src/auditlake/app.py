@@ -12,8 +12,12 @@ from starlette.applications import Starlette
 
 from auditlake.config import Settings
 from auditlake.gc_tuning import freeze_startup_objects
+from auditlake.journal.base import Journal
 from auditlake.journal.sqlite import SqliteJournal
 from auditlake.keys.sqlite import SqliteKeyStore
+from auditlake.pollers.poller import Poller, PollObserver, Schedule
+from auditlake.pollers.runner import PollerGroup, PollerRunner
+from auditlake.pollers.state import PollerState
 from auditlake.store.recorder_process import RecorderProcess
 from auditlake.store.sqlite import SqliteStore
 from auditlake.web.app import create_app
@@ -44,7 +48,34 @@ def build_services(settings: Settings) -> Services:
         keys=SqliteKeyStore(settings.keys_path),
         metrics=metrics,
         recorder=recorder,
+        pollers=build_pollers(settings, journal, metrics) if settings.sources.cloudflare else None,
     )
+
+
+def build_pollers(settings: Settings, journal: Journal, observer: PollObserver) -> PollerGroup:
+    """A runner per `[[sources.cloudflare]]` block, journaling into `journal`."""
+    import httpx
+
+    from auditlake.pollers.cloudflare import make_fetcher
+
+    state = PollerState(settings.pollers_path)
+    runners, closers = [], []
+    for source in settings.sources.cloudflare:
+        client = httpx.Client(timeout=source.timeout_seconds)
+        closers.append(client.close)
+        poller = Poller(
+            source.name,
+            source.tenant or source.account_id,
+            make_fetcher(source, client),
+            Schedule(source.poll_interval, source.safety_lag, source.initial_checkpoint),
+            journal=journal,
+            state=state,
+            limits=settings.limits,
+            observer=observer,
+        )
+        runners.append(PollerRunner(poller, max_backoff=source.max_backoff_seconds))
+    closers.append(state.close)
+    return PollerGroup(runners, closers)
 
 
 def build_app(settings: Settings) -> Starlette:

@@ -8,6 +8,7 @@ Nested fields are reached with a double underscore in the environment:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -73,10 +74,38 @@ class CloudEventsSource(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     include_push_events: bool = False
 
 
+class CloudflareSource(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One `[[sources.cloudflare]]` block: one account's audit log, polled."""
+
+    name: str
+    account_id: str
+    # Default: the account id.
+    tenant: str | None = None
+    api: Literal["v1", "v2"] = "v2"
+    # The API token is named, never written here: an environment variable or
+    # a file holding it. `token` is filled in from one of them at load time.
+    token_env: str | None = None
+    token_file: str | None = None
+    token: str = ""
+    base_url: str = "https://api.cloudflare.com/client/v4"
+    poll_interval: float = 60.0
+    # Each poll asks again for this much time before the checkpoint, so
+    # events the API publishes late are still picked up.
+    safety_lag: float = 300.0
+    # Where a first poll starts (RFC 3339); default: one poll_interval ago.
+    initial_checkpoint: datetime | None = None
+    page_size: int = 1000  # v1 `per_page` (the API allows up to 1000), v2 `limit`
+    hide_user_logs: bool = False  # v1 only
+    timeout_seconds: float = 30.0
+    max_attempts: int = 6
+    max_backoff_seconds: float = 60.0
+
+
 class Sources(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Where events come from besides the events API."""
 
     cloudevents: tuple[CloudEventsSource, ...] = ()
+    cloudflare: tuple[CloudflareSource, ...] = ()
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -119,6 +148,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return Path(self.data_dir) / "store.db"
 
     @property
+    def pollers_path(self) -> Path:
+        """The pollers' checkpoints and dead letters inside the data folder."""
+        return Path(self.data_dir) / "pollers.db"
+
+    @property
     def keys_path(self) -> Path:
         """The API keys inside the data folder."""
         return Path(self.data_dir) / "keys.db"
@@ -154,13 +188,20 @@ RESERVED_PATHS = ("/v1/events", "/healthz", "/readyz", "/metrics", "/openapi.jso
 def _resolve_sources(settings: Settings, env: Mapping[str, str]) -> Settings:
     """Presets expanded, authentication settled, secrets read, paths checked."""
     sources = tuple(_resolve_source(s, env) for s in settings.sources.cloudevents)
+    pollers = tuple(_resolve_cloudflare(s, env) for s in settings.sources.cloudflare)
+    names = [s.name for s in pollers]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"two [[sources.cloudflare]] blocks are named {repeated[0]!r}")
     for label, values in (("path", [s.path for s in sources]), ("name", [s.name for s in sources])):
         repeated = sorted({v for v in values if values.count(v) > 1})
         if repeated:
             raise ConfigError(
                 f"two [[sources.cloudevents]] blocks have the {label} {repeated[0]!r}"
             )
-    return msgspec.structs.replace(settings, sources=Sources(cloudevents=sources))
+    return msgspec.structs.replace(
+        settings, sources=Sources(cloudevents=sources, cloudflare=pollers)
+    )
 
 
 def _resolve_source(source: CloudEventsSource, env: Mapping[str, str]) -> CloudEventsSource:
@@ -192,26 +233,49 @@ def _chainguard_preset(source: CloudEventsSource, where: str) -> CloudEventsSour
     return msgspec.structs.replace(source, oidc=oidc, types=types, auth=source.auth or "oidc")
 
 
+def _resolve_cloudflare(source: CloudflareSource, env: Mapping[str, str]) -> CloudflareSource:
+    where = f"[[sources.cloudflare]] {source.name!r}"
+    tenant = source.tenant or source.account_id
+    if not source.account_id.strip() or not TENANT_PATTERN.match(tenant):
+        raise ConfigError(f"{where}: account_id and tenant must be valid tenant names")
+    if source.poll_interval <= 0 or source.safety_lag < 0 or source.max_attempts < 1:
+        raise ConfigError(f"{where}: poll_interval > 0, safety_lag >= 0, max_attempts >= 1")
+    if not 1 <= source.page_size <= 1000:
+        raise ConfigError(f"{where}: page_size must be 1 to 1000")
+    if not (source.token_env or source.token_file):
+        raise ConfigError(
+            f"{where}: name the API token's variable (token_env) or file (token_file)"
+        )
+    token = _read_secret(source.token_env, source.token_file, env, where)
+    return msgspec.structs.replace(source, tenant=tenant, token=token)
+
+
 def _with_secret(webhook: WebhookAuth | None, env: Mapping[str, str], where: str) -> WebhookAuth:
     """The webhook settings with `secret` read from its variable or file."""
     if webhook is None:
         raise ConfigError(f"{where}: auth 'webhook' needs a [webhook] block")
-    if webhook.secret_env:
-        secret = env.get(webhook.secret_env, "").strip()
-        if not secret:
-            raise ConfigError(f"{where}: the variable {webhook.secret_env} is not set")
-    elif webhook.secret_file:
-        try:
-            secret = Path(webhook.secret_file).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"{where}: cannot read {webhook.secret_file}: {exc.strerror}"
-            ) from None
-        if not secret:
-            raise ConfigError(f"{where}: the file {webhook.secret_file} is empty")
-    else:
+    if not (webhook.secret_env or webhook.secret_file):
         raise ConfigError(f"{where}: [webhook] needs secret_env or secret_file")
+    secret = _read_secret(webhook.secret_env, webhook.secret_file, env, where)
     return msgspec.structs.replace(webhook, secret=secret)
+
+
+def _read_secret(variable: str | None, file: str | None, env: Mapping[str, str], where: str) -> str:
+    """A secret from the environment variable `variable`, else from `file`."""
+    if variable:
+        secret = env.get(variable, "").strip()
+        if not secret:
+            raise ConfigError(f"{where}: the variable {variable} is not set")
+        return secret
+    if not file:
+        raise ConfigError(f"{where}: name the variable or the file that holds the secret")
+    try:
+        secret = Path(file).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {file}: {exc.strerror}") from None
+    if not secret:
+        raise ConfigError(f"{where}: the file {file} is empty")
+    return secret
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Opening the embedded SQLite databases: pragmas, numbered migrations, and
 named queries, kept in `sql/<schema>/` (`NNNN_name.sql` and `queries.sql`).
 
-Three schemas, one file each: `journal` (the durable event log), `store`
-(the search index, derived from the journal and rebuildable) and `keys`.
+Four schemas, one file each: `journal` (the durable event log), `store`
+(the search index, derived from the journal and rebuildable), `keys` and
+`pollers` (checkpoints and dead letters of the vendor pollers).
 
 Every connection goes through APSW, which bundles a current SQLite: the
 recorder's index writes cost about a quarter less than on the system library
@@ -24,7 +25,7 @@ import apsw
 
 from auditlake.errors import Unavailable
 
-Schema = Literal["journal", "store", "keys"]
+Schema = Literal["journal", "store", "keys", "pollers"]
 _MIGRATION = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _NAMED = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 

@@ -150,17 +150,18 @@ def _clean(value: str | None) -> str | None:
 
 def _moment(value: str | None, field: str) -> int | None:
     text = _clean(value)
-    if text is None:
-        return None
+    return None if text is None else to_micros(parse_time(text, field))
+
+
+def parse_time(text: str, field: str) -> datetime:
+    """An RFC 3339 time (UTC when it names no offset), or a 422 naming `field`."""
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise InvalidInput(
             f"{field} must be an ISO 8601 / RFC 3339 time", [invalid_param(field)]
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return to_micros(moment)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _limit(value: str | None, max_limit: int) -> int:

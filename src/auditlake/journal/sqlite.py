@@ -165,13 +165,16 @@ class SqliteJournal:
         assert conn is not None
         conn.execute("BEGIN IMMEDIATE")
         try:
-            results, rows = _new_rows(conn, group, self._committed + 1)
+            # Read under the write lock: another process (`auditlake poll
+            # --once` beside a server) may have appended since our last commit.
+            last = int(scalar(conn, query("journal", "last_seq")))
+            results, rows = _new_rows(conn, group, last + 1)
             conn.executemany(query("journal", "insert_event"), rows)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        self._committed += len(rows)
+        self._committed = last + len(rows)
         return results
 
 

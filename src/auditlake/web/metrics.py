@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+if TYPE_CHECKING:
+    from auditlake.pollers.poller import PollResult
 
 ASGIApp = Callable[..., Any]
 
@@ -57,6 +61,24 @@ class Metrics:
             "Events acknowledged but not yet searchable.",
             registry=self.registry,
         )
+        self.poll_errors = Counter(
+            "auditlake_poll_errors",
+            "Polls of a vendor API that failed (the checkpoint stayed), by source and kind.",
+            ["source", "kind"],
+            registry=self.registry,
+        )
+        self.poll_last_success = Gauge(
+            "auditlake_poll_last_success_timestamp_seconds",
+            "When a poll of the source last succeeded (Unix time).",
+            ["source"],
+            registry=self.registry,
+        )
+        self.poll_lag = Gauge(
+            "auditlake_poll_lag_seconds",
+            "How far the source's checkpoint is behind now, after its last poll.",
+            ["source"],
+            registry=self.registry,
+        )
         self.queue_events = Gauge(
             "auditlake_write_queue_events",
             "Events waiting for a group commit.",
@@ -72,6 +94,20 @@ class Metrics:
         """Record one recorder step (called from the recorder's supervisor thread)."""
         self.index_events.inc(events)
         self.index_seconds.observe(seconds)
+
+    def polled(self, source: str, result: PollResult, now: datetime) -> None:
+        """A poll or backfill of `source` finished (PollObserver)."""
+        label = f"poller:{source}"
+        self.count_events(label, "accepted", result.created)
+        self.count_events(label, "duplicate", result.duplicates)
+        self.count_events(label, "rejected", result.invalid)
+        if result.checkpoint is not None:
+            self.poll_last_success.labels(source).set(now.timestamp())
+            self.poll_lag.labels(source).set((now - result.checkpoint).total_seconds())
+
+    def poll_failed(self, source: str, transient: bool) -> None:
+        """A poll of `source` failed (PollObserver)."""
+        self.poll_errors.labels(source, "transient" if transient else "permanent").inc()
 
     def count_events(self, source: str, result: str, amount: int = 1) -> None:
         """Count events by source and result."""

@@ -11,6 +11,7 @@ from auditlake.config import Settings
 from auditlake.errors import Overloaded
 from auditlake.journal.base import Consumer, Journal
 from auditlake.keys.base import KeyStore
+from auditlake.pollers.runner import PollerGroup
 from auditlake.store.base import EventStore
 from auditlake.web.metrics import Metrics
 
@@ -28,12 +29,16 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     # Indexes the journal for search; None when the store is the journal itself.
     recorder: Consumer | None = None
+    # Vendor APIs polled into the journal (started after it, stopped before it).
+    pollers: PollerGroup | None = None
 
     def start(self) -> None:
         """Start the journal writer, then the recorder that follows it."""
         self.journal.start()
         if self.recorder is not None:
             self.recorder.start()
+        if self.pollers is not None:
+            self.pollers.start()
 
     async def wait_searchable(self) -> None:
         """Let a search see every event acknowledged before it, if that takes
@@ -69,7 +74,10 @@ class Services:
         return 0 if self.recorder is None else self.recorder.lag()
 
     def close(self) -> None:
-        """Drain the journal, let the recorder catch up, then release the read side."""
+        """Stop the pollers, drain the journal, let the recorder catch up, then
+        release the read side."""
+        if self.pollers is not None:
+            self.pollers.stop()
         self.journal.close()
         if self.recorder is not None:
             self.recorder.close()

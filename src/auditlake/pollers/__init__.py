@@ -1,0 +1,1 @@
+"""Pollers: vendor audit-log APIs read on a schedule into the journal."""

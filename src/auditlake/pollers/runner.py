@@ -1,0 +1,88 @@
+"""Running pollers inside `auditlake serve`: one thread per source.
+
+Lifecycle: `start()` after the journal started; `stop()` before the journal
+closes (a poll in progress finishes its current page, or gives up at its next
+wait). After a successful poll a runner sleeps `poll_interval`; after a
+failed one it retries sooner, with capped exponential backoff and jitter, so
+a flapping vendor API is neither hammered nor left alone for long.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+
+from auditlake.pollers.poller import Poller
+
+log = logging.getLogger(__name__)
+FIRST_RETRY_SECONDS = 1.0
+
+
+class PollerRunner:
+    """Polls one source on its schedule until stopped."""
+
+    def __init__(
+        self,
+        poller: Poller,
+        *,
+        max_backoff: float = 60.0,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.poller = poller
+        self._max_backoff = max_backoff
+        self._jitter = jitter
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failures = 0  # polls failed in a row
+
+    def start(self) -> None:
+        """Poll now, then on the schedule, in a daemon thread."""
+        name = f"poller-{self.poller.name}"
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop after the current step; wait for the thread."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def next_wait(self, failed: bool) -> float:
+        """Seconds until the next poll."""
+        interval = self.poller.schedule.poll_interval
+        if not failed:
+            return interval
+        backoff = min(self._max_backoff, FIRST_RETRY_SECONDS * 2.0 ** (self.failures - 1))
+        return min(interval, backoff * (0.5 + self._jitter() / 2))
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.poller.poll_once()
+                self.failures = 0
+            except Exception as exc:  # a poll failure never ends the runner
+                self.failures += 1
+                log.warning("%s: poll failed (%s): %s", self.poller.name, type(exc).__name__, exc)
+            self._stopping.wait(self.next_wait(self.failures > 0))
+
+
+class PollerGroup:
+    """The runners of a service, and what they hold open (clients, state)."""
+
+    def __init__(self, runners: list[PollerRunner], closers: list[Callable[[], None]]) -> None:
+        self.runners = runners
+        self._closers = closers
+
+    def start(self) -> None:
+        """Start every runner."""
+        for runner in self.runners:
+            runner.start()
+
+    def stop(self) -> None:
+        """Stop every runner, then release what they used."""
+        for runner in self.runners:
+            runner.stop()
+        for close in self._closers:
+            close()
