@@ -61,10 +61,17 @@ def create_key(data_dir: Path, tenant: str, *scopes: str) -> str:
 class Server:
     """One `auditlake serve` process on a fresh 127.0.0.1 port."""
 
-    def __init__(self, data_dir: Path, log_path: Path, config: Path | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        config: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.log_path = log_path
         self.config = config
+        self.env = env or {}
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -119,7 +126,7 @@ class Server:
             self.process = subprocess.Popen(
                 command,
                 cwd=self.data_dir.parent,
-                env=cli_env(),
+                env={**cli_env(), **self.env},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
