@@ -13,7 +13,9 @@ the overlap cost nothing but a duplicate count.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -22,12 +24,13 @@ import msgspec
 from auditlake.core.event import StoredEvent
 from auditlake.core.normalize import Limits, Origin, normalize
 from auditlake.errors import InvalidInput
-from auditlake.journal.base import Journal
+from auditlake.journal.base import AppendResult, Journal
 from auditlake.pollers.base import Fetcher, InvalidItem, Mapped, Window
 from auditlake.pollers.state import PollerState
 
 log = logging.getLogger(__name__)
 JOURNAL_WAIT_SECONDS = 120.0
+PIPELINE = 2  # pages waiting for their commit while the next one is fetched
 
 
 class Schedule(msgspec.Struct, frozen=True):
@@ -116,11 +119,22 @@ class Poller:
         return result
 
     def _run(self, window: Window) -> PollResult:
+        """Fetch, map and journal the window; returns once all of it is durable.
+
+        A page's commit overlaps the next page's fetch: at most PIPELINE pages
+        wait for the journal at a time."""
         result = PollResult(window.since, window.before)
+        pending: deque[Future[list[AppendResult]]] = deque()
         try:
             for page in self._fetcher.pages(window):
                 result.fetched += len(page)
-                self._keep(self._mapped(page, result), result)
+                stored = self._normalized(self._mapped(page, result), result)
+                if stored:
+                    pending.append(self._journal.submit(stored))
+                while len(pending) > PIPELINE:
+                    _count(pending.popleft(), result)
+            while pending:
+                _count(pending.popleft(), result)
         except Exception as exc:
             transient = bool(getattr(exc, "transient", True))
             if self._observer is not None:
@@ -136,17 +150,6 @@ class Poller:
             except InvalidItem as exc:
                 self._reject(raw, exc.message, result)
         return mapped
-
-    def _keep(self, mapped: list[Mapped], result: PollResult) -> None:
-        """Normalize and journal one page; returns once it is durable."""
-        stored = self._normalized(mapped, result)
-        if not stored:
-            return
-        future = self._journal.submit(stored)
-        outcome = future.result(timeout=JOURNAL_WAIT_SECONDS)
-        created = sum(1 for r in outcome if r.status == "created")
-        result.created += created
-        result.duplicates += len(outcome) - created
 
     def _normalized(self, mapped: list[Mapped], result: PollResult) -> list[StoredEvent]:
         """The page's stored events; items over a limit are dead-lettered."""
@@ -176,3 +179,11 @@ class Poller:
     def _report(self, result: PollResult, now: datetime) -> None:
         if self._observer is not None:
             self._observer.polled(self.name, result, now)
+
+
+def _count(future: Future[list[AppendResult]], result: PollResult) -> None:
+    """Wait until a page is durable and count what it added."""
+    outcome = future.result(timeout=JOURNAL_WAIT_SECONDS)
+    created = sum(1 for r in outcome if r.status == "created")
+    result.created += created
+    result.duplicates += len(outcome) - created
