@@ -59,7 +59,7 @@ def test_the_readme_config_examples_are_valid(tmp_path: Path) -> None:
         (tmp_path / f"{index}.toml").write_text(example)
         # The variables an example names for its secrets are set, as an operator would.
         names = re.findall(r'_env = "([A-Z_]+)"', example)
-        env = {name: "whsec_" + "A" * 43 for name in names}
+        env = dict.fromkeys(names, "whsec_" + "A" * 43)
         loaded.append(load_settings(tmp_path / f"{index}.toml", env=env))
     # The settings reference is the example that sets the data folder.
     [settings] = [s for s in loaded if s.data_dir != "data"]
