@@ -25,7 +25,7 @@ import apsw
 
 from auditlake.errors import Unavailable
 
-Schema = Literal["journal", "store", "keys", "pollers"]
+Schema = Literal["journal", "store", "keys", "pollers", "consumers"]
 _MIGRATION = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _NAMED = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 

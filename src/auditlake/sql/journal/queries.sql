@@ -6,3 +6,9 @@ SELECT coalesce(max(seq), 0) FROM events;
 
 -- name: events_after
 SELECT seq, occurred_us, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?;
+
+-- name: records_after
+SELECT seq, received_us, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?;
+
+-- name: records_by_seq
+SELECT seq, received_us, body FROM events WHERE seq = ?;

@@ -1,0 +1,156 @@
+"""A journal consumer: reads the journal after its durable cursor, in batches,
+hands each batch to its sink, and moves the cursor only once the sink's
+output is durable.
+
+Lifecycle contract of a `Sink`:
+
+- `write(events)` makes its output for every event durable before it
+  returns, idempotently by `(tenant, id)`: the same events written twice
+  (after a crash between the output and the cursor) leave the same output.
+- It raises a transient `AuditlakeError` when retrying may help (the runner
+  retries the batch with capped exponential backoff), or a permanent one; a
+  permanent error is narrowed down to the events that cause it, which go to
+  the dead-letter table with the reason while the others are written.
+
+A batch is flushed when `batch_events` are waiting or the oldest waiting
+event was received `batch_seconds` ago. At most one batch is in flight:
+the journal is the buffer, so backpressure is simply the cursor's lag.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import msgspec
+
+from auditlake.consumers.state import ConsumerState
+from auditlake.core.event import Event
+from auditlake.errors import AuditlakeError
+from auditlake.sqlite_db import DbConnection, connect, fetch_all, query
+
+log = logging.getLogger(__name__)
+_decode = msgspec.json.Decoder(Event).decode
+Record = tuple[int, int, bytes]  # seq, received_us, body
+
+
+class Sink(Protocol):
+    """Where a consumer's output goes."""
+
+    def write(self, events: list[Event]) -> None:
+        """Make the output of `events` durable (idempotent by tenant and id)."""
+        ...
+
+
+class ConsumerRunner:
+    """Follows the journal for one sink, in a thread or step by step."""
+
+    def __init__(
+        self,
+        name: str,
+        sink: Sink,
+        journal_path: Path,
+        state: ConsumerState,
+        *,
+        batch_events: int = 10_000,
+        batch_seconds: float = 60.0,
+        poll_seconds: float = 0.5,
+        max_backoff: float = 30.0,
+        now_us: Callable[[], int] = lambda: time.time_ns() // 1000,
+    ) -> None:
+        self.name = name
+        self._sink = sink
+        self._journal_path = journal_path
+        self._state = state
+        self._batch_events = batch_events
+        self._batch_us = int(batch_seconds * 1_000_000)
+        self._poll = poll_seconds
+        self._max_backoff = max_backoff
+        self._now_us = now_us
+        self._journal: DbConnection | None = None
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def step(self, *, flush: bool = False) -> int:
+        """Write one batch if one is due (or any waiting events, with `flush`);
+        returns how many events it handled."""
+        records = self._records(self._state.cursor(self.name), self._batch_events)
+        if not records:
+            return 0
+        due = len(records) >= self._batch_events or self._now_us() - records[0][1] >= self._batch_us
+        if not (due or flush):
+            return 0
+        self._write(records)
+        self._state.advance(self.name, records[-1][0])
+        return len(records)
+
+    def lag(self) -> tuple[int, float]:
+        """Events after the cursor, and seconds since the oldest of them was received."""
+        records = self._records(self._state.cursor(self.name), 1)
+        if not records:
+            return 0, 0.0
+        head = fetch_all(self._db(), query("journal", "last_seq"))[0][0]
+        return int(head) - records[0][0] + 1, (self._now_us() - records[0][1]) / 1e6
+
+    def start(self) -> None:
+        """Run `step()` in a daemon thread until `stop()`."""
+        self._thread = threading.Thread(target=self._run, name=f"consumer-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Flush what is waiting, then stop the thread."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    def _run(self) -> None:
+        failures = 0
+        while True:
+            stopping = self._stopping.is_set()
+            try:
+                written = self.step(flush=stopping)
+                failures = 0
+            except Exception:  # the cursor stayed: the same batch is tried again
+                failures += 1
+                log.exception("%s: writing a batch failed (%d in a row)", self.name, failures)
+                written = 0
+                if stopping:
+                    return
+            if stopping and not written:
+                return
+            wait = min(self._max_backoff, 2.0 ** (failures - 1)) if failures else self._poll
+            if not written or failures:
+                self._stopping.wait(wait)
+
+    def _write(self, records: list[Record]) -> None:
+        """Write a batch; on a permanent error, write event by event and
+        dead-letter the ones that fail."""
+        events = [_decode(body) for _seq, _received, body in records]
+        try:
+            self._sink.write(events)
+        except AuditlakeError as exc:
+            if exc.transient:
+                raise
+            for (seq, _received, _body), event in zip(records, events, strict=True):
+                try:
+                    self._sink.write([event])
+                except AuditlakeError as single:
+                    if single.transient:
+                        raise
+                    self._state.dead_letter(self.name, seq, single.message)
+
+    def _records(self, after: int, limit: int) -> list[Record]:
+        rows = fetch_all(self._db(), query("journal", "records_after"), (after, limit))
+        return [(int(s), int(r), bytes(b)) for s, r, b in rows]
+
+    def _db(self) -> DbConnection:
+        if self._journal is None:
+            self._journal = connect(self._journal_path)
+        return self._journal

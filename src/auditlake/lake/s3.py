@@ -1,0 +1,204 @@
+"""The lake on S3 or any S3-compatible store, through obstore.
+
+`S3Objects` keeps the `ObjectStore` contract of `lake.objects` with the
+store's own conditional writes, never a client-side check:
+
+- `put(path, data, None)` is a PUT with `If-None-Match: *` (create only);
+- `put(path, data, etag)` is a PUT with `If-Match: <etag>` (compare and swap);
+- a 412 (or a 404 for an `If-Match` on a deleted object) returns False.
+
+Which guarantee holds where:
+
+- AWS S3 (since Aug 2024 for `If-None-Match`, Nov 2024 for `If-Match`):
+  both conditions are checked atomically by the server, so writers in any
+  number of processes or hosts never lose each other's updates.
+- moto 5.2 (the tests): honours both headers (412 on a failed condition) and
+  checks and stores within one request; the contract suite's ten racing
+  writers lose nothing against it.
+- A store that ignores the headers (some older S3 clones) silently turns
+  `put` into last-writer-wins. There is deliberately no client-side fallback:
+  a read-then-write check from here could not stop a writer elsewhere. Check
+  a new store with the contract suite in tests/integration before using it.
+
+Credentials: given ones are used as they are; without them obstore's AWS
+chain applies (AWS_* environment variables, web identity token, ECS
+container credentials, EC2 instance metadata). obstore does not read shared
+config profiles, so when AWS_PROFILE is set they come from boto3 instead.
+
+Caveat: obstore retries a PUT after a dropped connection or a 5xx. If the
+first attempt landed, the retry fails its condition and `put` returns False
+although the object now holds `data`; a read-merge-write caller must merge
+idempotently (by event id), which the lake writer does anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from typing import TYPE_CHECKING, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import obstore
+from obstore.exceptions import (
+    AlreadyExistsError,
+    BaseError,
+    NotSupportedError,
+    PermissionDeniedError,
+    PreconditionError,
+    UnauthenticatedError,
+)
+from obstore.store import S3Store
+
+from auditlake.errors import AuditlakeError, ConfigError, Unavailable
+
+if TYPE_CHECKING:
+    from obstore import PutMode
+    from obstore.store import ClientConfig, RetryConfig, S3Config, S3CredentialProvider
+
+_CREDENTIAL_KEYS = frozenset({"access_key_id", "secret_access_key", "session_token"})
+
+# Bounded so a dead endpoint surfaces as Unavailable in seconds, not after
+# obstore's default of ten retries within three minutes.
+_RETRY: RetryConfig = {
+    "max_retries": 3,
+    "retry_timeout": timedelta(seconds=30),
+    "backoff": {
+        "init_backoff": timedelta(milliseconds=100),
+        "max_backoff": timedelta(seconds=5),
+        "base": 2,
+    },
+}
+_CLIENT: ClientConfig = {"connect_timeout": "5s", "timeout": "60s"}
+
+
+class S3Objects:
+    """A bucket (and an optional key prefix) holding the lake's files."""
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        endpoint: str | None = None,
+        region: str | None = None,
+        path_style: bool = False,
+        allow_http: bool = False,
+        credentials: dict[str, str] | None = None,
+    ) -> None:
+        config = _config(bucket, endpoint, region, path_style, credentials)
+        client: ClientConfig = {**_CLIENT, "allow_http": allow_http}
+        provider = _profile_provider() if credentials is None else None
+        try:
+            self._store = S3Store(
+                bucket,
+                prefix=prefix.strip("/") or None,
+                config=config,
+                client_options=client,
+                retry_config=_RETRY,
+                credential_provider=provider,
+            )
+        except BaseError as exc:
+            # obstore's message may quote the config, secrets included.
+            raise ConfigError(f"cannot set up S3 bucket {bucket!r}: {type(exc).__name__}") from None
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+
+    def get(self, path: str) -> tuple[bytes, str] | None:
+        """The object's bytes and ETag, or None if there is no such key."""
+        try:
+            result = obstore.get(self._store, path)
+            data = bytes(result.bytes())
+        except FileNotFoundError:
+            return None
+        except BaseError as exc:
+            raise _translate(exc, "GET", path) from None
+        # The ETag comes from the same response as the bytes, so they match.
+        tag = result.meta["e_tag"]
+        if tag is None:
+            raise ConfigError("the S3 store returned no ETag: conditional writes impossible")
+        return data, tag
+
+    def put(self, path: str, data: bytes, expected: str | None) -> bool:
+        """Write `data` if the object is still at `expected` (None: absent)."""
+        mode: PutMode = "create" if expected is None else {"e_tag": expected}
+        try:
+            # One PUT: a multipart upload cannot carry the condition.
+            obstore.put(self._store, path, data, mode=mode, use_multipart=False)
+        except (AlreadyExistsError, PreconditionError):
+            return False
+        except BaseError as exc:
+            raise _translate(exc, "PUT", path) from None
+        return True
+
+    def list(self, prefix: str) -> list[str]:
+        """Every key below `prefix` (a folder, not a string prefix), sorted."""
+        try:
+            chunks = obstore.list(self._store, prefix.strip("/") or None, chunk_size=1000)
+            return sorted(meta["path"] for chunk in chunks for meta in chunk)
+        except BaseError as exc:
+            raise _translate(exc, "LIST", prefix) from None
+
+
+def _config(
+    bucket: str,
+    endpoint: str | None,
+    region: str | None,
+    path_style: bool,
+    credentials: dict[str, str] | None,
+) -> S3Config:
+    """obstore's S3 config; values given here win over the environment."""
+    config: S3Config = {"virtual_hosted_style_request": not path_style}
+    if endpoint:
+        config["endpoint"] = endpoint if path_style else _bucket_host(endpoint, bucket)
+    if region:
+        config["region"] = region
+    config.update(cast("S3Config", _checked_credentials(credentials or {})))
+    return config
+
+
+def _bucket_host(endpoint: str, bucket: str) -> str:
+    """`https://host` as `https://bucket.host`: obstore wants the bucket in a
+    virtual-hosted endpoint, while callers give the service's endpoint."""
+    parts = urlsplit(endpoint)
+    return urlunsplit(parts._replace(netloc=f"{bucket}.{parts.netloc}"))
+
+
+def _checked_credentials(credentials: dict[str, str]) -> dict[str, str]:
+    unknown = sorted(set(credentials) - _CREDENTIAL_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown S3 credential fields: {', '.join(unknown)}")
+    if credentials and not {"access_key_id", "secret_access_key"} <= set(credentials):
+        raise ConfigError("S3 credentials need both access_key_id and secret_access_key")
+    return dict(credentials)
+
+
+def _profile_provider() -> S3CredentialProvider | None:
+    """boto3's credentials for AWS_PROFILE, which obstore alone would ignore."""
+    profile = os.environ.get("AWS_PROFILE")
+    if not profile:
+        return None
+    try:
+        from obstore.auth.boto3 import Boto3CredentialProvider
+    except ImportError:
+        raise ConfigError("AWS_PROFILE is set but boto3 is not installed") from None
+    try:
+        # boto3's default session reads AWS_PROFILE and the shared config files.
+        return Boto3CredentialProvider()
+    except Exception as exc:  # botocore's errors have no common importable base here
+        raise ConfigError(f"AWS profile {profile!r} unusable: {type(exc).__name__}") from None
+
+
+def _translate(exc: BaseError, operation: str, path: str) -> AuditlakeError:
+    """An auditlake error for an obstore one, without obstore's message: it can
+    quote the response body, which names the access key on signature errors."""
+    status = _status(str(exc))
+    what = f"S3 {operation} {path!r} failed: {type(exc).__name__}{status}"
+    if isinstance(exc, PermissionDeniedError | UnauthenticatedError | NotSupportedError):
+        return ConfigError(what)  # retrying with the same setup cannot help
+    return Unavailable(what)
+
+
+def _status(message: str) -> str:
+    match = re.search(r"status code: (\d{3})", message)
+    return f" (HTTP {match.group(1)})" if match else ""

@@ -1,0 +1,16 @@
+-- name: get_cursor
+SELECT seq FROM cursors WHERE consumer = ?;
+
+-- name: set_cursor
+INSERT INTO cursors (consumer, seq, updated_at) VALUES (?, ?, ?)
+ON CONFLICT (consumer) DO UPDATE SET seq = max(seq, excluded.seq), updated_at = excluded.updated_at;
+
+-- name: insert_dead_letter
+INSERT INTO dead_letters (consumer, seq, reason, recorded_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (consumer, seq) DO UPDATE SET reason = excluded.reason;
+
+-- name: dead_letters
+SELECT seq, reason, recorded_at FROM dead_letters WHERE consumer = ? ORDER BY seq;
+
+-- name: delete_dead_letter
+DELETE FROM dead_letters WHERE consumer = ? AND seq = ?;

@@ -1,0 +1,175 @@
+"""The archiver as a journal consumer: Parquet partitions by tenant and hour
+in a local folder, merges on redelivery and late events, racing writers,
+batch triggers and dead letters."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from auditlake.consumers.archiver import Archiver
+from auditlake.consumers.runner import ConsumerRunner
+from auditlake.consumers.state import ConsumerState
+from auditlake.core.event import Event, EventInput
+from auditlake.core.normalize import Limits, Origin, normalize
+from auditlake.errors import AuditlakeError, Unavailable
+from auditlake.journal.sqlite import SqliteJournal
+from auditlake.lake.layout import read_rows
+from auditlake.lake.objects import LocalObjects
+
+HOUR = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+def append(journal: SqliteJournal, tenant: str, ids: list[str], at: datetime) -> None:
+    origin = Origin(tenant, "key:test", "api", datetime.now(UTC))
+    inputs = [
+        EventInput(action="user.signed_in", id=i, occurred_at=at + timedelta(seconds=n))
+        for n, i in enumerate(ids)
+    ]
+    journal.submit(normalize(inputs, origin, Limits())).result(timeout=10)
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Any:
+    journal = SqliteJournal(tmp_path / "journal.db")
+    journal.start()
+    state = ConsumerState(tmp_path / "consumers.db")
+    objects = LocalObjects(tmp_path / "lake")
+    yield journal, state, objects, tmp_path
+    journal.close()
+    state.close()
+
+
+def runner(setup: Any, sink: Any = None, **options: Any) -> ConsumerRunner:
+    _journal, state, objects, tmp_path = setup
+    return ConsumerRunner(
+        "archiver", sink or Archiver(objects), tmp_path / "journal.db", state, **options
+    )
+
+
+def lake_ids(objects: LocalObjects) -> list[tuple[str, str]]:
+    found = []
+    for path in objects.list(""):
+        stored = objects.get(path)
+        assert stored is not None
+        found += [(r["tenant"], r["id"]) for r in read_rows(stored[0])]
+    return found
+
+
+def test_partitions_by_tenant_and_hour_readable_by_duckdb(setup: Any) -> None:
+    journal, _state, objects, tmp_path = setup
+    append(journal, "acme", [f"a{n}" for n in range(5)], HOUR + timedelta(minutes=59, seconds=57))
+    append(journal, "globex", ["g1"], HOUR)
+    assert runner(setup).step(flush=True) == 6
+    assert objects.list("") == [
+        "tenant=acme/year=2026/month=11/day=20/hour=10/events.parquet",
+        "tenant=acme/year=2026/month=11/day=20/hour=11/events.parquet",
+        "tenant=globex/year=2026/month=11/day=20/hour=10/events.parquet",
+    ]
+    lake = (tmp_path / "lake").as_posix()
+    counted = duckdb.sql(
+        f"SELECT tenant, hour, count(*) FROM read_parquet('{lake}/**/*.parquet', "
+        "hive_partitioning = true) GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    assert counted == [("acme", 10, 3), ("acme", 11, 2), ("globex", 10, 1)]
+
+
+def test_redelivery_and_late_events_leave_each_event_once_in_its_hour(setup: Any) -> None:
+    journal, state, objects, _tmp = setup
+    append(journal, "acme", ["e1", "e2"], HOUR)
+    archiver = runner(setup)
+    archiver.step(flush=True)
+    state._conn.execute("UPDATE cursors SET seq = 0")  # a crash before the cursor moved
+    assert archiver.step(flush=True) == 2
+    append(journal, "acme", ["late"], HOUR + timedelta(minutes=30))
+    archiver.step(flush=True)
+    path = "tenant=acme/year=2026/month=11/day=20/hour=10/events.parquet"
+    stored = objects.get(path)
+    assert stored is not None
+    rows = read_rows(stored[0])
+    assert [r["id"] for r in rows] == ["e1", "e2", "late"]  # sorted by occurred_at
+    assert sorted(lake_ids(objects)) == [("acme", "e1"), ("acme", "e2"), ("acme", "late")]
+
+
+def test_two_archivers_racing_on_one_partition_lose_nothing(setup: Any) -> None:
+    journal, _state, objects, tmp_path = setup
+    ids = [f"r{n}" for n in range(200)]
+    append(journal, "acme", ids, HOUR)
+    # Two independent consumers (own state) write the same events at once.
+    states = [ConsumerState(tmp_path / f"c{n}.db") for n in range(2)]
+    racers = [
+        ConsumerRunner("archiver", Archiver(LocalObjects(tmp_path / "lake")),
+                       tmp_path / "journal.db", s, batch_events=7)
+        for s in states
+    ]  # fmt: skip
+    threads = [
+        threading.Thread(target=lambda r=r: [r.step(flush=True) for _ in range(40)]) for r in racers
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(lake_ids(objects)) == sorted(("acme", i) for i in ids)
+    for s in states:
+        s.close()
+
+
+def test_a_batch_waits_for_its_size_or_its_age(setup: Any) -> None:
+    journal, _state, _objects, _tmp = setup
+    clock = {"now": datetime.now(UTC)}
+    archiver = runner(setup, batch_events=3, batch_seconds=60.0,
+                      now_us=lambda: int(clock["now"].timestamp() * 1e6))  # fmt: skip
+    append(journal, "acme", ["b1", "b2"], HOUR)
+    assert archiver.step() == 0  # 2 of 3, and young
+    clock["now"] += timedelta(seconds=61)
+    assert archiver.step() == 2  # old enough
+    append(journal, "acme", ["b3", "b4", "b5"], HOUR)
+    clock["now"] -= timedelta(seconds=61)
+    assert archiver.step() == 3  # full
+
+
+class FlakySink:
+    def __init__(self, poison: str | None = None, transient: bool = False) -> None:
+        self.poison = poison
+        self.transient = transient
+        self.written: list[str] = []
+
+    def write(self, events: list[Event]) -> None:
+        if self.transient:
+            raise Unavailable("the bucket is unreachable")
+        if any(e.id == self.poison for e in events):
+            raise AuditlakeError(f"cannot archive {self.poison}")
+        self.written += [e.id for e in events]
+
+
+def test_a_permanent_failure_dead_letters_only_its_event(setup: Any) -> None:
+    journal, state, _objects, _tmp = setup
+    append(journal, "acme", ["p1", "poison", "p3"], HOUR)
+    sink = FlakySink(poison="poison")
+    assert runner(setup, sink).step(flush=True) == 3
+    assert sink.written == ["p1", "p3"]
+    [letter] = state.dead_letters("archiver")
+    assert (letter.seq, letter.reason) == (2, "cannot archive poison")
+    assert state.cursor("archiver") == 3
+
+
+def test_a_transient_failure_keeps_the_cursor(setup: Any) -> None:
+    journal, state, _objects, _tmp = setup
+    append(journal, "acme", ["t1"], HOUR)
+    with pytest.raises(Unavailable):
+        runner(setup, FlakySink(transient=True)).step(flush=True)
+    assert state.cursor("archiver") == 0 and state.dead_letters("archiver") == []
+
+
+def test_the_thread_flushes_on_stop(setup: Any) -> None:
+    journal, _state, objects, _tmp = setup
+    archiver = runner(setup, batch_seconds=3600.0, poll_seconds=0.05)
+    archiver.start()
+    append(journal, "acme", ["s1", "s2"], HOUR)
+    archiver.stop()
+    assert sorted(lake_ids(objects)) == [("acme", "s1"), ("acme", "s2")]
