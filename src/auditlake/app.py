@@ -11,10 +11,14 @@ from __future__ import annotations
 from starlette.applications import Starlette
 
 from auditlake.config import Settings
+from auditlake.consumers.archiver import Archiver
+from auditlake.consumers.runner import ConsumerGroup, ConsumerRunner
+from auditlake.consumers.state import ConsumerState
 from auditlake.gc_tuning import freeze_startup_objects
 from auditlake.journal.base import Journal
 from auditlake.journal.sqlite import SqliteJournal
 from auditlake.keys.sqlite import SqliteKeyStore
+from auditlake.lake.objects import LocalObjects, ObjectStore
 from auditlake.pollers.poller import Poller, PollObserver, Schedule
 from auditlake.pollers.runner import PollerGroup, PollerRunner
 from auditlake.pollers.state import PollerState
@@ -23,6 +27,8 @@ from auditlake.store.sqlite import SqliteStore
 from auditlake.web.app import create_app
 from auditlake.web.metrics import Metrics
 from auditlake.web.services import Services
+
+ARCHIVER = "archiver"
 
 
 def build_services(settings: Settings) -> Services:
@@ -49,6 +55,38 @@ def build_services(settings: Settings) -> Services:
         metrics=metrics,
         recorder=recorder,
         pollers=build_pollers(settings, journal, metrics) if settings.sources.cloudflare else None,
+        consumers=build_consumers(settings) if settings.lake.enabled else None,
+    )
+
+
+def build_consumers(settings: Settings) -> ConsumerGroup:
+    """The archiver, following the journal into the lake."""
+    state = ConsumerState(settings.consumers_path)
+    archiver = ConsumerRunner(
+        ARCHIVER,
+        Archiver(lake_objects(settings)),
+        settings.journal_path,
+        state,
+        batch_events=settings.lake.batch_events,
+        batch_seconds=settings.lake.batch_seconds,
+    )
+    return ConsumerGroup([archiver], state)
+
+
+def lake_objects(settings: Settings) -> ObjectStore:
+    """The lake's object store: S3 when configured, else the folder."""
+    s3 = settings.lake.s3
+    if s3 is None:
+        return LocalObjects(settings.lake_folder)
+    from auditlake.lake.s3 import S3Objects
+
+    return S3Objects(
+        s3.bucket,
+        prefix=s3.prefix,
+        endpoint=s3.endpoint,
+        region=s3.region,
+        path_style=s3.path_style,
+        allow_http=s3.allow_http,
     )
 
 

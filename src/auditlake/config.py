@@ -101,6 +101,29 @@ class CloudflareSource(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_backoff_seconds: float = 60.0
 
 
+class S3Lake(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The lake on an S3-compatible store. Credentials come from the standard
+    AWS sources (environment, profile, instance role)."""
+
+    bucket: str
+    prefix: str = ""
+    endpoint: str | None = None
+    region: str | None = None
+    path_style: bool = False
+    allow_http: bool = False
+
+
+class LakeSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`[lake]`: every event also lands in Parquet files (the archiver)."""
+
+    enabled: bool = True
+    folder: str | None = None  # default: <data_dir>/lake
+    s3: S3Lake | None = None  # instead of the folder
+    # A batch is archived when this many events wait, or the oldest waited this long.
+    batch_events: int = 10_000
+    batch_seconds: float = 60.0
+
+
 class Sources(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Where events come from besides the events API."""
 
@@ -136,6 +159,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     key_cache_seconds: float = 2.0
     limits: Limits = Limits()
     sources: Sources = Sources()
+    lake: LakeSettings = LakeSettings()
 
     @property
     def journal_path(self) -> Path:
@@ -151,6 +175,16 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def pollers_path(self) -> Path:
         """The pollers' checkpoints and dead letters inside the data folder."""
         return Path(self.data_dir) / "pollers.db"
+
+    @property
+    def consumers_path(self) -> Path:
+        """The journal consumers' cursors and dead letters inside the data folder."""
+        return Path(self.data_dir) / "consumers.db"
+
+    @property
+    def lake_folder(self) -> Path:
+        """The lake's folder when it is not on S3."""
+        return Path(self.lake.folder or Path(self.data_dir) / "lake")
 
     @property
     def keys_path(self) -> Path:

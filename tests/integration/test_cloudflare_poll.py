@@ -65,6 +65,8 @@ def test_malformed_items_are_dead_lettered_and_the_rest_kept(
     fake.add(ACCOUNT, good[60:])
     result = poll(services)
     assert (result.fetched, result.created, result.invalid) == (123, 120, 3)
+    assert services.recorder is not None
+    services.recorder.sync().result(timeout=30)  # searchable once indexed
     page = services.store.search(parse_query(ACCOUNT, {"limit": "1000"}))
     assert len(page.events) == 120
     metrics = services.metrics.render().decode()

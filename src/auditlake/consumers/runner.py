@@ -154,3 +154,22 @@ class ConsumerRunner:
         if self._journal is None:
             self._journal = connect(self._journal_path)
         return self._journal
+
+
+class ConsumerGroup:
+    """The consumers of a service and their shared state."""
+
+    def __init__(self, runners: list[ConsumerRunner], state: ConsumerState) -> None:
+        self.runners = runners
+        self.state = state
+
+    def start(self) -> None:
+        """Start every consumer's thread."""
+        for runner in self.runners:
+            runner.start()
+
+    def stop(self) -> None:
+        """Let every consumer flush what the journal holds, then close the state."""
+        for runner in self.runners:
+            runner.stop()
+        self.state.close()

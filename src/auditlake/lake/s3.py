@@ -12,9 +12,10 @@ Which guarantee holds where:
 - AWS S3 (since Aug 2024 for `If-None-Match`, Nov 2024 for `If-Match`):
   both conditions are checked atomically by the server, so writers in any
   number of processes or hosts never lose each other's updates.
-- moto 5.2 (the tests): honours both headers (412 on a failed condition) and
-  checks and stores within one request; the contract suite's ten racing
-  writers lose nothing against it.
+- moto 5.2 (the tests): honours both headers (412 on a failed condition, 404
+  for `If-Match` on a missing key), but checks and then stores without a
+  lock, so two PUTs racing inside the same instant could both pass. The
+  contract suite runs moto's requests one at a time to model S3.
 - A store that ignores the headers (some older S3 clones) silently turns
   `put` into last-writer-wins. There is deliberately no client-side fallback:
   a read-then-write check from here could not stop a writer elsewhere. Check
@@ -28,7 +29,7 @@ config profiles, so when AWS_PROFILE is set they come from boto3 instead.
 Caveat: obstore retries a PUT after a dropped connection or a 5xx. If the
 first attempt landed, the retry fails its condition and `put` returns False
 although the object now holds `data`; a read-merge-write caller must merge
-idempotently (by event id), which the lake writer does anyway.
+idempotently (for example, drop rows whose event id is already there).
 """
 
 from __future__ import annotations
@@ -109,7 +110,9 @@ class S3Objects:
         try:
             result = obstore.get(self._store, path)
             data = bytes(result.bytes())
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            if _no_bucket(exc):
+                raise _translate(exc, "GET", path) from None
             return None
         except BaseError as exc:
             raise _translate(exc, "GET", path) from None
@@ -127,7 +130,7 @@ class S3Objects:
             obstore.put(self._store, path, data, mode=mode, use_multipart=False)
         except (AlreadyExistsError, PreconditionError):
             return False
-        except BaseError as exc:
+        except (BaseError, FileNotFoundError) as exc:  # a 404 on a PUT: no bucket
             raise _translate(exc, "PUT", path) from None
         return True
 
@@ -189,14 +192,20 @@ def _profile_provider() -> S3CredentialProvider | None:
         raise ConfigError(f"AWS profile {profile!r} unusable: {type(exc).__name__}") from None
 
 
-def _translate(exc: BaseError, operation: str, path: str) -> AuditlakeError:
+def _translate(exc: Exception, operation: str, path: str) -> AuditlakeError:
     """An auditlake error for an obstore one, without obstore's message: it can
     quote the response body, which names the access key on signature errors."""
-    status = _status(str(exc))
-    what = f"S3 {operation} {path!r} failed: {type(exc).__name__}{status}"
+    what = f"S3 {operation} {path!r} failed: {type(exc).__name__}{_status(str(exc))}"
+    if _no_bucket(exc):
+        return ConfigError(f"{what}: the bucket does not exist")
     if isinstance(exc, PermissionDeniedError | UnauthenticatedError | NotSupportedError):
         return ConfigError(what)  # retrying with the same setup cannot help
     return Unavailable(what)
+
+
+def _no_bucket(exc: Exception) -> bool:
+    # S3 answers 404 for a missing bucket too; only the error code tells it apart.
+    return "<Code>NoSuchBucket</Code>" in str(exc)
 
 
 def _status(message: str) -> str:

@@ -109,6 +109,11 @@ class _OpsRoutes:
         metrics = self.services.metrics
         metrics.queue_events.set(self.services.journal.pending())
         metrics.index_lag.set(self.services.index_lag())
+        consumers = self.services.consumers
+        for runner in consumers.runners if consumers else []:
+            events, seconds = await run_in_threadpool(runner.lag)
+            metrics.consumer_lag_events.labels(runner.name).set(events)
+            metrics.consumer_lag_seconds.labels(runner.name).set(seconds)
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def openapi(self, _request: Request) -> Response:

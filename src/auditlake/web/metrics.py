@@ -79,6 +79,18 @@ class Metrics:
             ["source"],
             registry=self.registry,
         )
+        self.consumer_lag_events = Gauge(
+            "auditlake_consumer_lag_events",
+            "Journal events a consumer (e.g. the archiver) has not made durable yet.",
+            ["consumer"],
+            registry=self.registry,
+        )
+        self.consumer_lag_seconds = Gauge(
+            "auditlake_consumer_lag_seconds",
+            "How long ago the oldest event a consumer has not processed was received.",
+            ["consumer"],
+            registry=self.registry,
+        )
         self.queue_events = Gauge(
             "auditlake_write_queue_events",
             "Events waiting for a group commit.",

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from auditlake.config import Settings
+from auditlake.consumers.runner import ConsumerGroup
 from auditlake.errors import Overloaded
 from auditlake.journal.base import Consumer, Journal
 from auditlake.keys.base import KeyStore
@@ -31,12 +32,17 @@ class Services:
     recorder: Consumer | None = None
     # Vendor APIs polled into the journal (started after it, stopped before it).
     pollers: PollerGroup | None = None
+    # Followers of the journal with outputs of their own (the archiver); they
+    # flush after the journal has drained.
+    consumers: ConsumerGroup | None = None
 
     def start(self) -> None:
         """Start the journal writer, then the recorder that follows it."""
         self.journal.start()
         if self.recorder is not None:
             self.recorder.start()
+        if self.consumers is not None:
+            self.consumers.start()
         if self.pollers is not None:
             self.pollers.start()
 
@@ -74,11 +80,13 @@ class Services:
         return 0 if self.recorder is None else self.recorder.lag()
 
     def close(self) -> None:
-        """Stop the pollers, drain the journal, let the recorder catch up, then
-        release the read side."""
+        """Stop the pollers, drain the journal, let the consumers flush and the
+        recorder catch up, then release the read side."""
         if self.pollers is not None:
             self.pollers.stop()
         self.journal.close()
+        if self.consumers is not None:
+            self.consumers.stop()
         if self.recorder is not None:
             self.recorder.close()
         self.store.close()

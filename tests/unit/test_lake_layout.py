@@ -1,0 +1,63 @@
+"""The lake's file layout: partition paths, the schema, and the merge."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta, timezone
+
+import pyarrow.parquet as pq
+
+from auditlake.core.event import Actor, Context, ErrorInfo, Event, Target
+from auditlake.lake.layout import SCHEMA_VERSION, arrow_schema, merge, partition_path, read_rows
+
+T = datetime(2026, 11, 20, 10, 15, 30, 123456, tzinfo=UTC)
+
+
+def event(event_id: str, at: datetime = T, **fields: object) -> Event:
+    return Event(
+        id=event_id, tenant="acme", action="user.signed_in", occurred_at=at,
+        received_at=T, source="api", caller="key:k", **fields,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def test_partition_path_is_hive_style_by_tenant_and_utc_hour() -> None:
+    local = T.astimezone(timezone(timedelta(hours=-5)))
+    assert partition_path("acme", local) == (
+        "tenant=acme/year=2026/month=11/day=20/hour=10/events.parquet"
+    )
+    assert partition_path("a:b/c", T).startswith("tenant=a%3Ab%2Fc/")
+
+
+def test_merge_keeps_each_id_once_sorted_by_time_with_typed_columns() -> None:
+    full = event(
+        "e2", T + timedelta(minutes=1),
+        actor=Actor(id="u1", type="user", name="Ada", metadata={"plan": "pro"}),
+        targets=[Target(id="t1", type="team", metadata={"size": 3})],
+        context=Context(location="203.0.113.7", user_agent="curl"),
+        error=ErrorInfo(code="E1", message="nope"), outcome="failure",
+        metadata={"k": "v"}, raw={"vendor": [1, 2]},
+    )  # fmt: skip
+    data, added = merge(None, [full, event("e1")])
+    assert added == 2
+    again, added_again = merge(data, [event("e1"), event("e0", T - timedelta(seconds=5))])
+    assert added_again == 1
+    rows = read_rows(again)
+    assert [r["id"] for r in rows] == ["e0", "e1", "e2"]
+    e2 = rows[2]
+    assert e2["occurred_at"] == T + timedelta(minutes=1)
+    assert (e2["actor_id"], e2["actor_metadata"], e2["outcome"]) == (
+        "u1",
+        '{"plan":"pro"}',
+        "failure",
+    )
+    assert e2["targets"] == [{"id": "t1", "type": "team", "name": None, "metadata": '{"size":3}'}]
+    assert (e2["error_code"], e2["metadata"], e2["raw"]) == ("E1", '{"k":"v"}', '{"vendor":[1,2]}')
+    parquet = pq.ParquetFile(io.BytesIO(again))
+    assert parquet.schema_arrow.metadata[b"auditlake.schema_version"] == SCHEMA_VERSION.encode()
+    assert parquet.schema_arrow.equals(arrow_schema(), check_metadata=False)
+    assert parquet.metadata.row_group(0).column(0).compression == "ZSTD"
+
+
+def test_merging_only_known_ids_adds_nothing() -> None:
+    data, _ = merge(None, [event("e1")])
+    assert merge(data, [event("e1")])[1] == 0
