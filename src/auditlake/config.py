@@ -8,7 +8,7 @@ Nested fields are reached with a double underscore in the environment:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -281,7 +281,14 @@ def _resolve_cloudflare(source: CloudflareSource, env: Mapping[str, str]) -> Clo
             f"{where}: name the API token's variable (token_env) or file (token_file)"
         )
     token = _read_secret(source.token_env, source.token_file, env, where)
-    return msgspec.structs.replace(source, tenant=tenant, token=token)
+    if not (token.isascii() and token.isprintable()):
+        raise ConfigError(f"{where}: the API token has characters a token cannot have")
+    start = source.initial_checkpoint
+    if start is not None:
+        start = start if start.tzinfo else start.replace(tzinfo=UTC)  # no offset: UTC
+        if start > datetime.now(UTC):
+            raise ConfigError(f"{where}: initial_checkpoint is in the future")
+    return msgspec.structs.replace(source, tenant=tenant, token=token, initial_checkpoint=start)
 
 
 def _with_secret(webhook: WebhookAuth | None, env: Mapping[str, str], where: str) -> WebhookAuth:

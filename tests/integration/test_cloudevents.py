@@ -224,3 +224,38 @@ def test_standard_webhooks_source(tmp_path: Path) -> None:
         assert (
             client.post("/hooks", content=message.body, headers=message.headers).status_code == 401
         )
+
+
+@pytest.mark.parametrize(
+    ("attributes", "field"),
+    [
+        ({"specversion": "0.3"}, "specversion"),
+        ({"data_base64": "AAE="}, "data_base64"),
+        ({"time": "9999-12-31T23:00:00-05:00"}, "occurred_at"),
+    ],
+)
+def test_structured_events_the_receiver_refuses(
+    receiver: Any, attributes: dict[str, Any], field: str
+) -> None:
+    client, ingest, _read = receiver
+    event = {"specversion": "1.0", "id": "r-1", "source": "/shop",
+             "type": "com.example.order.created", "data": {"a": 1}, **attributes}  # fmt: skip
+    headers = {**ingest, "content-type": "application/cloudevents+json"}
+    response = client.post("/v1/cloudevents", content=json.dumps(event), headers=headers)
+    assert response.status_code == 422, response.text
+    assert any(p["field"] == field for p in response.json()["error"]["details"])
+
+
+def test_a_pull_event_with_an_odd_status_does_not_stop_indexing(tmp_path: Path) -> None:
+    services = start(tmp_path, {"name": "any", "tenant": "acme"})
+    key = services.keys.create("acme", ["ingest", "read"], "t")[1]
+    auth = {"authorization": f"Bearer {key}"}
+    odd = ce("dev.chainguard.registry.pull.v1", id="odd",
+             data={"body": {"repository": "r", "error": {"status": 2**70}}})  # fmt: skip
+    long_subject = ce(id="long", subject="s" * 300)
+    with TestClient(create_app(services)) as client:
+        assert post(client, to_binary(odd, FORMAT), auth).status_code == 201
+        assert post(client, to_binary(long_subject, FORMAT), auth).status_code == 201
+        found = search(client, auth, order="asc")
+    assert [e["raw"]["id"] for e in found] == ["odd", "long"]
+    assert len(found[1]["targets"][0]["id"]) == 256

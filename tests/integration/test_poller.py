@@ -133,6 +133,9 @@ def test_bad_items_are_dead_lettered_and_the_poll_goes_on(setup: Any) -> None:
     reasons = [d.reason for d in state.dead_letters("vendor")]
     assert reasons[0] == "not an item" and "action" in reasons[1]
     assert result.checkpoint is not None
+    vendor.now += timedelta(minutes=1)  # the next poll sees them again: kept once
+    assert poller.poll_once().invalid == 2
+    assert len(state.dead_letters("vendor")) == 2
 
 
 def test_the_checkpoint_never_moves_back_nor_past_now_minus_lag(setup: Any) -> None:

@@ -276,3 +276,21 @@ subjects = ["repo:acme/*"]
     assert (hooks.webhook.secret, hooks.webhook.tolerance_seconds) == ("whsec_ZmlsZQ==", 60.0)
     assert (tokens.auth, tokens.tenant) == ("oidc", "other")
     assert tokens.oidc is not None and tokens.oidc.subjects == ("repo:acme/*",)
+
+
+def test_cloudflare_initial_checkpoint_without_offset_is_utc_and_not_in_the_future() -> None:
+    block = {"name": "cf", "account_id": "abc", "token_env": "T"}
+    [source] = load_settings(
+        env={"T": "tok"},
+        overrides={
+            "sources": {"cloudflare": [{**block, "initial_checkpoint": "2026-01-01T00:00:00"}]}
+        },
+    ).sources.cloudflare
+    assert (
+        source.initial_checkpoint is not None and source.initial_checkpoint.utcoffset() is not None
+    )
+    future = {**block, "initial_checkpoint": "2999-01-01T00:00:00Z"}
+    with pytest.raises(ConfigError, match="in the future"):
+        load_settings(env={"T": "tok"}, overrides={"sources": {"cloudflare": [future]}})
+    with pytest.raises(ConfigError, match="characters a token cannot have"):
+        load_settings(env={"T": "tok\u201d"}, overrides={"sources": {"cloudflare": [block]}})

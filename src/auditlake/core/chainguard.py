@@ -5,11 +5,11 @@ table `dev_chainguard_registry_pull_v1`, column for column). Pure.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
-from auditlake.core.cloudevents import CloudEvent
+from auditlake.core.cloudevents import CloudEvent, bounded_id
 from auditlake.core.event import Actor, Context, ErrorInfo, Event, EventInput, Target, to_micros
 
 ISSUER = "https://issuer.enforce.dev"
@@ -29,8 +29,13 @@ class PullActor(msgspec.Struct, frozen=True):
     act: dict[str, Any] | None = None
 
 
+# An HTTP-like status: anything else is not Chainguard's shape (and would not
+# fit the typed table's INTEGER column).
+Status = Annotated[int, msgspec.Meta(ge=0, le=999)]
+
+
 class PullError(msgspec.Struct, frozen=True):
-    status: int | None = None
+    status: Status | None = None
     code: str | None = None
     message: str | None = None
 
@@ -95,14 +100,13 @@ def _targets(body: PullBody) -> list[Target]:
     repository = body.repository or body.repo_id
     targets = []
     if repository:
-        targets.append(
-            Target(id=body.repo_id or repository, type="repository", name=body.repository)
-        )
+        repo_id = bounded_id(body.repo_id or repository)
+        targets.append(Target(id=repo_id, type="repository", name=body.repository))
     if body.tag:
         tag_id = f"{repository}:{body.tag}" if repository else body.tag
-        targets.append(Target(id=tag_id, type="tag", name=body.tag))
+        targets.append(Target(id=bounded_id(tag_id), type="tag", name=body.tag))
     if body.digest:
-        targets.append(Target(id=body.digest, type="digest"))
+        targets.append(Target(id=bounded_id(body.digest), type="digest"))
     return targets
 
 

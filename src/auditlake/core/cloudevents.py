@@ -7,6 +7,7 @@ them, `time` a datetime) and its data (a JSON value, text, bytes or None).
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from auditlake.core.ids import derived_id
 from auditlake.core.normalize import Provenance
 
 SOURCE_PREFIX = "cloudevents:"
+MAX_ID = 256  # the default max_id_length of event and target ids
 # Attributes of the CloudEvents 1.0 spec; everything else is an extension.
 CORE_ATTRIBUTES = frozenset(
     {"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema"}
@@ -61,7 +63,7 @@ def map_cloudevent(event: CloudEvent) -> tuple[EventInput, Provenance]:
         action=event.type,
         id=derived_id("cloudevents", str(attributes["source"]), str(attributes["id"])),
         occurred_at=attributes.get("time"),
-        targets=[Target(id=str(subject), type="subject")] if subject else [],
+        targets=[Target(id=bounded_id(str(subject)), type="subject")] if subject else [],
         metadata=extensions or None,
     )
     return item, Provenance(SOURCE_PREFIX + str(attributes["source"]), structured_form(event))
@@ -79,8 +81,19 @@ def structured_form(event: CloudEvent) -> dict[str, Any]:
     return form
 
 
+def bounded_id(text: str) -> str:
+    """`text`, or for one longer than an id may be (MAX_ID) a unique shortening
+    of it: a vendor's long names must not make its event invalid."""
+    if len(text) <= MAX_ID:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return f"{text[: MAX_ID - 17]}~{digest}"
+
+
 def _iso(moment: datetime) -> str:
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-        return moment.replace(tzinfo=None).isoformat() + "Z"
-    return moment.isoformat()
+    if moment.tzinfo is None:
+        return moment.isoformat()
+    try:
+        return moment.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+    except OverflowError:  # e.g. 9999-12-31T23:00-05:00; normalization rejects the time
+        return moment.isoformat()

@@ -40,7 +40,8 @@ class CloudflareV1(_Api):
     endpoint = "audit_logs"
 
     def pages(self, window: Window) -> Iterator[list[Any]]:
-        """The items of `window`, one list per page, until a short or last page."""
+        """The items of `window`, one list per page, until the last page
+        (`result_info.total_pages`, or else a short page)."""
         per_page = self.source.page_size
         params: dict[str, str | int] = {
             **_window_params(window),
@@ -54,8 +55,12 @@ class CloudflareV1(_Api):
             if items:
                 yield items
             total_pages = info.get("total_pages")
-            last = isinstance(total_pages, int) and page >= total_pages
-            if len(items) < per_page or last:
+            # `total_pages` decides when given: a short page then only means
+            # the API capped per_page lower than asked, not the end.
+            if isinstance(total_pages, int) and not isinstance(total_pages, bool):
+                if page >= total_pages:
+                    return
+            elif len(items) < per_page:
                 return
             page += 1
 

@@ -105,9 +105,10 @@ class Poller:
             or self.schedule.initial_checkpoint
             or now - timedelta(seconds=self.schedule.poll_interval)
         )
-        result = self._run(Window(since=start - lag, before=now))
-        # max(latest event time, now - lag), never beyond now - lag: now - lag.
-        result.checkpoint = max(start, now - lag)
+        result = self._run(Window(since=min(start, now) - lag, before=now))
+        # The rule's max(latest event time, now - lag), capped at now - lag, is
+        # now - lag; `advance` never moves a checkpoint back.
+        result.checkpoint = now - lag
         self._state.advance(self.name, result.checkpoint)
         self._report(result, now)
         return result

@@ -1,10 +1,11 @@
 """Running pollers inside `auditlake serve`: one thread per source.
 
 Lifecycle: `start()` after the journal started; `stop()` before the journal
-closes (a poll in progress finishes its current page, or gives up at its next
-wait). After a successful poll a runner sleeps `poll_interval`; after a
-failed one it retries sooner, with capped exponential backoff and jitter, so
-a flapping vendor API is neither hammered nor left alone for long.
+closes. A poll in progress is not interrupted: it ends (or fails) on its own,
+within its requests' timeouts and retries. After a successful poll a runner
+sleeps `poll_interval`; after a failed one it retries sooner, with capped
+exponential backoff and jitter, so a flapping vendor API is neither hammered
+nor left alone for long.
 """
 
 from __future__ import annotations
@@ -43,11 +44,19 @@ class PollerRunner:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
+    def signal_stop(self) -> None:
+        """Ask the runner to stop after its current poll."""
+        self._stopping.set()
+
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop after the current step; wait for the thread."""
+        """Stop after the current poll; wait (at most `timeout`) for the thread."""
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def running(self) -> bool:
+        """Whether the thread is still alive."""
+        return self._thread is not None and self._thread.is_alive()
 
     def next_wait(self, failed: bool) -> float:
         """Seconds until the next poll."""
@@ -80,9 +89,14 @@ class PollerGroup:
         for runner in self.runners:
             runner.start()
 
-    def stop(self) -> None:
-        """Stop every runner, then release what they used."""
+    def stop(self, timeout: float = 30.0) -> None:
+        """Tell every runner to stop, wait for them together, then release what
+        they used (unless one is still inside a request: then it is left to
+        the process's exit rather than closed under it)."""
         for runner in self.runners:
-            runner.stop()
-        for close in self._closers:
-            close()
+            runner.signal_stop()
+        for runner in self.runners:
+            runner.stop(timeout)
+        if all(not runner.running() for runner in self.runners):
+            for close in self._closers:
+                close()

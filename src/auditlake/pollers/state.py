@@ -3,6 +3,7 @@ per source (it only moves forward) and the dead-lettered vendor items."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,11 +46,13 @@ class PollerState:
             )
 
     def dead_letter(self, source: str, reason: str, item: Any) -> None:
-        """Keep an item that could not be mapped, with the reason."""
+        """Keep an item that could not be mapped, with the reason (once per
+        source, however many polls see it again)."""
+        encoded = msgspec.json.encode(item)
+        key = hashlib.sha256(encoded).hexdigest()
         with self._lock:
             self._conn.execute(
-                query("pollers", "insert_dead_letter"),
-                (source, reason, msgspec.json.encode(item), _now()),
+                query("pollers", "insert_dead_letter"), (source, reason, encoded, _now(), key)
             )
 
     def dead_letters(self, source: str) -> list[DeadLetter]:

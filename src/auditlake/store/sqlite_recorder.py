@@ -13,6 +13,7 @@ undo its last steps, which are then redone from the journal.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import msgspec
@@ -22,6 +23,7 @@ from auditlake.core.event import Event, search_text
 from auditlake.sqlite_db import DbConnection, fetch_all, query, scalar
 
 CONSUMER = "recorder"
+log = logging.getLogger(__name__)
 _decode = msgspec.json.Decoder(Event).decode
 
 
@@ -29,6 +31,17 @@ def position(store: DbConnection) -> int:
     """The last journal seq the store has indexed (0 for none)."""
     seq = scalar(store, query("store", "get_offset"), (CONSUMER,))
     return 0 if seq is None else int(seq)
+
+
+def _typed_row(seq: int, event: Event) -> list[tuple[object, ...]]:
+    """The event's row of the typed pull table, if it has the documented shape.
+    A vendor's odd payload must never stop indexing for everyone."""
+    try:
+        row = pull_row(event)
+    except Exception:
+        log.warning("seq %d: not a row of the typed pull table", seq, exc_info=True)
+        return []
+    return [] if row is None else [(seq, *row)]
 
 
 def step(
@@ -54,8 +67,8 @@ def step(
         ))  # fmt: skip
         targets += [(seq, event.tenant, t.id, t.type) for t in event.targets]
         texts.append((seq, search_text(event)))
-        if event.action == PULL_TYPE and (pull := pull_row(event)) is not None:
-            pulls.append((seq, *pull))
+        if event.action == PULL_TYPE:
+            pulls += _typed_row(seq, event)
     new_position = int(rows[-1][0])
     store.execute("BEGIN IMMEDIATE")
     try:

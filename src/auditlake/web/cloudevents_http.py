@@ -28,6 +28,7 @@ BATCH = "application/cloudevents-batch+json"
 STRUCTURED = "application/cloudevents+json"
 # The SDK's event class fills in a missing id and time; a receiver must not.
 REQUIRED = ("specversion", "id", "source", "type")
+SPECVERSION = "1.0"
 _JSON_DATA = re.compile(r"^(application|text)/([a-zA-Z0-9.\-]+\+)?json(;.*)?$", re.IGNORECASE)
 
 
@@ -73,10 +74,9 @@ def read_events(headers: Mapping[str, str], body: bytes, max_batch: int) -> list
 
 def _read_binary(headers: Mapping[str, str], body: bytes) -> CloudEvent:
     wanted = {k: v for k, v in headers.items() if k.startswith("ce-") or k == "content-type"}
-    given = {k[3:] for k in wanted if k.startswith("ce-")} | (
-        {"datacontenttype"} & {"datacontenttype" if "content-type" in wanted else ""}
-    )
-    _check_required(given, "")
+    attributes = {k[3:]: v for k, v in wanted.items() if k.startswith("ce-")}
+    _check_required(attributes, "")
+    given = set(attributes) | ({"datacontenttype"} if "content-type" in wanted else set())
     try:
         event = from_binary(HTTPMessage(wanted, body), _StrictJsonFormat())
     except (BaseCloudEventException, ValueError, TypeError) as exc:
@@ -109,7 +109,7 @@ def _from_mapping(obj: Any, where: str) -> CloudEvent:
     if not isinstance(obj, dict):
         problem = {"field": where, "message": "a CloudEvent is a JSON object"}
         raise InvalidInput("the CloudEvent is invalid", [problem])
-    _check_required(set(obj), where)
+    _check_required(obj, where)
     attributes = dict(obj)
     data = attributes.pop("data", None)
     encoded = attributes.pop("data_base64", None)
@@ -125,12 +125,18 @@ def _from_mapping(obj: Any, where: str) -> CloudEvent:
     return _received(event.get_attributes(), set(attributes), event.get_data())
 
 
-def _check_required(given: set[str], where: str) -> None:
+def _check_required(given: Mapping[str, Any], where: str) -> None:
     prefix = f"{where}." if where else ""
-    missing = [name for name in REQUIRED if name not in given]
-    if missing:
-        problems = [{"field": prefix + name, "message": "required"} for name in missing]
-        raise InvalidInput("the CloudEvent lacks required attributes", problems)
+    problems = [
+        {"field": prefix + name, "message": "required"} for name in REQUIRED if name not in given
+    ]
+    if not problems and given["specversion"] != SPECVERSION:
+        message = f"this receiver takes CloudEvents {SPECVERSION}"
+        problems = [{"field": prefix + "specversion", "message": message}]
+    if "data" in given and "data_base64" in given:
+        problems.append({"field": prefix + "data_base64", "message": "give data or data_base64"})
+    if problems:
+        raise InvalidInput("the CloudEvent is invalid", problems)
 
 
 def _received(attributes: Mapping[str, Any], given: set[str], data: Any) -> CloudEvent:

@@ -8,7 +8,8 @@ ON CONFLICT (source) DO UPDATE SET
     updated_at = excluded.updated_at;
 
 -- name: insert_dead_letter
-INSERT INTO dead_letters (source, reason, item, recorded_at) VALUES (?, ?, ?, ?);
+INSERT INTO dead_letters (source, reason, item, recorded_at, item_key) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (source, item_key) DO NOTHING;
 
 -- name: dead_letters
 SELECT id, reason, item, recorded_at FROM dead_letters WHERE source = ? ORDER BY id;
