@@ -90,7 +90,9 @@ def lake_objects(settings: Settings) -> ObjectStore:
     )
 
 
-def build_pollers(settings: Settings, journal: Journal, observer: PollObserver) -> PollerGroup:
+def build_pollers(
+    settings: Settings, journal: Journal, observer: PollObserver | None
+) -> PollerGroup:
     """A runner per `[[sources.cloudflare]]` block, journaling into `journal`."""
     import httpx
 

@@ -162,3 +162,12 @@ def test_tokens_are_checked(client: TestClient, issuer: LocalIssuer) -> None:
     sub_group = issuer.token(f"webhook:{GROUP}/5a2c9e")
     assert send(client, event, sub_group).status_code == 201
     assert search(client) != []
+
+
+def test_an_issuer_written_with_a_trailing_slash_is_the_same_issuer(issuer: LocalIssuer) -> None:
+    from auditlake.config import OidcAuth
+    from auditlake.web.oidc import OidcVerifier
+
+    verifier = OidcVerifier(OidcAuth(issuer=issuer.url + "/", audience="customer"))
+    claims = verifier.verify(f"Bearer {issuer.token('webhook:x')}")
+    assert claims["iss"] == issuer.url

@@ -18,7 +18,6 @@ from auditlake.errors import AuditlakeError, ConfigError
 from auditlake.journal.sqlite import SqliteJournal
 from auditlake.pollers.poller import Poller, PollResult
 from auditlake.pollers.runner import PollerGroup
-from auditlake.web.metrics import Metrics
 
 app = typer.Typer(help="Poll vendor audit-log APIs into the journal.", no_args_is_help=True)
 
@@ -49,7 +48,7 @@ def cloudflare(
     window = _window(since, until)
     journal = SqliteJournal(settings.journal_path, queue_capacity=settings.queue_capacity)
     journal.start()
-    group = build_pollers(settings, journal, Metrics())
+    group = build_pollers(settings, journal, observer=None)  # no /metrics in a CLI run
     try:
         if once or window is not None:
             failed = sum(not _poll(runner.poller, window, json) for runner in group.runners)

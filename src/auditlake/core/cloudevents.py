@@ -17,6 +17,7 @@ import msgspec
 from auditlake.core.event import EventInput, Target
 from auditlake.core.ids import derived_id
 from auditlake.core.normalize import Provenance
+from auditlake.core.patterns import matches_any
 
 SOURCE_PREFIX = "cloudevents:"
 MAX_ID = 256  # the default max_id_length of event and target ids
@@ -41,11 +42,7 @@ class CloudEvent(msgspec.Struct, frozen=True):
 def type_kept(event_type: str, patterns: Sequence[str]) -> bool:
     """Whether a source that keeps `patterns` (exact, or a prefix ending in
     '*'; none = everything) keeps events of `event_type`."""
-    if not patterns:
-        return True
-    return any(
-        event_type.startswith(p[:-1]) if p.endswith("*") else event_type == p for p in patterns
-    )
+    return not patterns or matches_any(patterns, event_type)
 
 
 def map_cloudevent(event: CloudEvent) -> tuple[EventInput, Provenance]:

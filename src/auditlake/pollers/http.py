@@ -51,7 +51,7 @@ class JsonGetter:
     """GETs JSON with `Authorization: Bearer <token>`, retrying what may pass.
 
     `requests` counts HTTP attempts and `retries` the attempts after a failed
-    one, for the poller's metrics. Blocking; meant for one poller thread.
+    one (for inspection). Blocking; meant for one poller thread.
     """
 
     def __init__(

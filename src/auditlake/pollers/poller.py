@@ -50,6 +50,7 @@ class PollResult(msgspec.Struct):
     created: int = 0
     duplicates: int = 0
     invalid: int = 0
+    latest: datetime | None = None  # the newest event time seen
     checkpoint: datetime | None = None  # after the poll; None for a backfill
 
 
@@ -150,6 +151,9 @@ class Poller:
                 mapped.append(self._fetcher.map_item(raw))
             except InvalidItem as exc:
                 self._reject(raw, exc.message, result)
+        newest = max((m.occurred_at for m in mapped), default=None)
+        if newest is not None and (result.latest is None or newest > result.latest):
+            result.latest = newest
         return mapped
 
     def _normalized(self, mapped: list[Mapped], result: PollResult) -> list[StoredEvent]:

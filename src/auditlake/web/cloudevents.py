@@ -80,8 +80,8 @@ class CloudEventsRoutes:
             self.services.metrics.count_events(self.label, "rejected")
             raise
         kept = [e for e in events if type_kept(e.type, self.source.types)]
-        self.services.metrics.count_events(self.label, "ignored", len(events) - len(kept))
         results = await self._record(kept, caller) if kept else []
+        self.services.metrics.count_events(self.label, "ignored", len(events) - len(kept))
         if not batch:
             if results:
                 return single_response(results[0])

@@ -12,6 +12,7 @@ import httpx
 import jwt
 
 from auditlake.config import OidcAuth
+from auditlake.core.patterns import matches_any
 from auditlake.errors import ConfigError, Forbidden, Unauthenticated, Unavailable
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,9 @@ class OidcVerifier:
         self._timeout = fetch_timeout
         self._lock = threading.Lock()
         self._jwks_url = config.jwks_url
+        # Issuers are URLs: with or without a trailing slash they are the same.
+        bare = config.issuer.rstrip("/")
+        self._issuers = (bare, bare + "/")
         # (monotonic fetch time, keys by kid), replaced as a whole.
         self._cache: tuple[float, dict[str, jwt.PyJWK]] | None = None
         self._refetched_at = -math.inf
@@ -76,7 +80,7 @@ class OidcVerifier:
                 key,
                 algorithms=list(self._config.algorithms),
                 audience=self._config.audience,
-                issuer=self._config.issuer,
+                issuer=self._issuers,
                 leeway=self._config.leeway_seconds,
                 options={"require": ["exp", "iss", "aud"]},
             )
@@ -102,7 +106,7 @@ class OidcVerifier:
 
     def _check_subject(self, subject: object) -> None:
         rules = self._config.subjects
-        if not rules or (isinstance(subject, str) and any(_matches(r, subject) for r in rules)):
+        if not rules or (isinstance(subject, str) and matches_any(rules, subject)):
             return
         raise Forbidden(f"the token's subject {subject!r} is not accepted")
 
@@ -165,12 +169,6 @@ def _parse_jwks(data: Any) -> dict[str, jwt.PyJWK]:
     except jwt.PyJWTError:
         raise Unavailable("the issuer's JWKS has no usable keys") from None
     return {k.key_id: k for k in found if k.key_id and k.public_key_use in (None, "sig")}
-
-
-def _matches(rule: str, subject: str) -> bool:
-    if rule.endswith("*"):
-        return subject.startswith(rule[:-1])
-    return subject == rule
 
 
 def _reason(exc: jwt.PyJWTError) -> str:
