@@ -173,3 +173,15 @@ def test_the_thread_flushes_on_stop(setup: Any) -> None:
     append(journal, "acme", ["s1", "s2"], HOUR)
     archiver.stop()
     assert sorted(lake_ids(objects)) == [("acme", "s1"), ("acme", "s2")]
+
+
+def test_dead_letters_can_be_replayed_once_the_sink_takes_them(setup: Any) -> None:
+    journal, state, _objects, _tmp = setup
+    append(journal, "acme", ["d1", "poison"], HOUR)
+    sink = FlakySink(poison="poison")
+    archiver = runner(setup, sink)
+    archiver.step(flush=True)
+    assert archiver.replay_dead_letters() == (0, 1)  # still refused
+    sink.poison = None
+    assert archiver.replay_dead_letters() == (1, 0)
+    assert sink.written == ["d1", "poison"] and state.dead_letters("archiver") == []

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from auditlake.cli import keys, poll, remote, serve
+from auditlake.cli import consumers, keys, poll, remote, serve
 from auditlake.errors import AuditlakeError
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.add_typer(keys.app, name="keys")
 app.add_typer(poll.app, name="poll")
+app.add_typer(consumers.app, name="consumers")
 app.command("query")(remote.query)
 app.command("export")(remote.export)
 app.command("publish")(remote.publish)

@@ -96,6 +96,25 @@ class ConsumerRunner:
         head = fetch_all(self._db(), query("journal", "last_seq"))[0][0]
         return int(head) - records[0][0] + 1, (self._now_us() - records[0][1]) / 1e6
 
+    def replay_dead_letters(self) -> tuple[int, int]:
+        """Hand the dead-lettered events to the sink again; those it takes are
+        forgotten. Returns (replayed, still failing)."""
+        replayed = failing = 0
+        for letter in self._state.dead_letters(self.name):
+            rows = fetch_all(self._db(), query("journal", "records_by_seq"), (letter.seq,))
+            if not rows:  # not in the journal (any more): nothing to replay
+                self._state.forget(self.name, letter.seq)
+                continue
+            try:
+                self._sink.write([_decode(bytes(rows[0][2]))])
+            except AuditlakeError as exc:
+                failing += 1
+                self._state.dead_letter(self.name, letter.seq, exc.message)
+                continue
+            self._state.forget(self.name, letter.seq)
+            replayed += 1
+        return replayed, failing
+
     def start(self) -> None:
         """Run `step()` in a daemon thread until `stop()`."""
         self._thread = threading.Thread(target=self._run, name=f"consumer-{self.name}", daemon=True)

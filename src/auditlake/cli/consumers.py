@@ -1,0 +1,64 @@
+"""`auditlake consumers`: the journal consumers' dead letters (the archiver's)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+import typer
+
+from auditlake.cli.common import ConfigOption, DataDirOption, settings_from
+from auditlake.consumers.runner import ConsumerGroup, ConsumerRunner
+from auditlake.errors import ConfigError
+
+app = typer.Typer(
+    help="Inspect and replay what journal consumers gave up on.", no_args_is_help=True
+)
+NameArgument = Annotated[str, typer.Argument(help="The consumer: archiver.")]
+
+
+@app.command("dead-letters")
+def dead_letters(
+    name: NameArgument, config: ConfigOption = None, data_dir: DataDirOption = None
+) -> None:
+    """List the journal events a consumer could not process, with the reason."""
+    group = _group(config, data_dir)
+    try:
+        letters = group.state.dead_letters(_runner(group, name).name)
+    finally:
+        group.state.close()
+    for letter in letters:
+        typer.echo(msgspec.json.encode(letter).decode())
+
+
+@app.command()
+def replay(name: NameArgument, config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
+    """Hand a consumer's dead letters to it again; exit 1 if some still fail."""
+    group = _group(config, data_dir)
+    runner = _runner(group, name)
+    try:
+        replayed, failing = runner.replay_dead_letters()
+    finally:
+        runner.stop()
+        group.state.close()
+    typer.echo(f"{name}: {replayed} replayed, {failing} still failing")
+    if failing:
+        raise typer.Exit(1)
+
+
+def _group(config: ConfigOption, data_dir: str | None) -> ConsumerGroup:
+    from auditlake.app import build_consumers  # the composition root
+
+    settings = settings_from(config, data_dir=data_dir)
+    if not settings.lake.enabled:
+        raise ConfigError("no journal consumer is configured ([lake] enabled = false)")
+    return build_consumers(settings)
+
+
+def _runner(group: ConsumerGroup, name: str) -> ConsumerRunner:
+    for runner in group.runners:
+        if runner.name == name:
+            return runner
+    raise ConfigError(
+        f"no consumer named {name!r}; known: {', '.join(r.name for r in group.runners)}"
+    )

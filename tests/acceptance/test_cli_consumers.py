@@ -1,0 +1,21 @@
+"""`auditlake consumers` from the real command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .helpers import run_cli
+from .test_cli_errors import assert_one_error_line
+
+
+@pytest.mark.timeout(60)
+def test_dead_letters_and_replay_on_a_fresh_data_folder(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    listed = run_cli("consumers", "dead-letters", "archiver", *data, cwd=tmp_path)
+    assert (listed.returncode, listed.stdout) == (0, "")
+    replayed = run_cli("consumers", "replay", "archiver", *data, cwd=tmp_path)
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout.strip() == "archiver: 0 replayed, 0 still failing"
+    assert_one_error_line(run_cli("consumers", "replay", "nope", *data, cwd=tmp_path), "nope")
