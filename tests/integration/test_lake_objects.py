@@ -15,7 +15,10 @@ import pytest
 from moto.server import ThreadedMotoServer
 from tests.conftest import free_port
 
+from auditlake.consumers.archiver import Archiver
+from auditlake.core.event import Event
 from auditlake.errors import ConfigError, Unavailable
+from auditlake.lake.layout import read_rows
 from auditlake.lake.objects import LocalObjects, ObjectStore
 from auditlake.lake.s3 import S3Objects
 
@@ -286,3 +289,74 @@ def _tag(store: ObjectStore, path: str) -> str:
     got = store.get(path)
     assert got is not None, path
     return got[1]
+
+
+# --- the archiver on each backend ---------------------------------------------
+
+
+class FailingPuts:
+    """An object store whose first `failures` puts fail as a network error would."""
+
+    def __init__(self, inner: ObjectStore, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+
+    def get(self, path: str) -> tuple[bytes, str] | None:
+        return self.inner.get(path)
+
+    def put(self, path: str, data: bytes, expected: str | None) -> bool:
+        if self.failures:
+            self.failures -= 1
+            raise Unavailable("the connection dropped")
+        return self.inner.put(path, data, expected)
+
+    def list(self, prefix: str) -> list[str]:
+        return self.inner.list(prefix)
+
+
+def _events(tenant: str, ids: list[str]) -> list[Event]:
+    from datetime import UTC, datetime, timedelta
+
+    from auditlake.core.event import EventInput
+    from auditlake.core.normalize import Limits, Origin, normalize
+
+    start = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    inputs = [
+        EventInput(action="doc.viewed", id=i, occurred_at=start + timedelta(minutes=n % 90))
+        for n, i in enumerate(ids)
+    ]
+    origin = Origin(tenant, "key:t", "api", start)
+    return [s.event for s in normalize(inputs, origin, Limits())]
+
+
+def _archived(store: ObjectStore) -> list[str]:
+    ids: list[str] = []
+    for path in store.list(""):
+        ids += [r["id"] for r in read_rows(_data(store, path))]
+    return sorted(ids)
+
+
+def test_a_failed_put_then_the_retried_batch_leaves_each_event_once(store: ObjectStore) -> None:
+    events = _events("acme", [f"e{n}" for n in range(300)])  # two hours: two partitions
+    flaky = Archiver(FailingPuts(store, failures=1))
+    with pytest.raises(Unavailable):
+        flaky.write(events)  # the consumer's cursor stays: it retries the batch
+    flaky.write(events)
+    Archiver(store).write(events[:50])  # and a redelivery changes nothing
+    assert _archived(store) == sorted(e.id for e in events)
+
+
+def test_two_archivers_racing_on_a_partition_keep_every_event_once(store: ObjectStore) -> None:
+    ids = [f"r{n}" for n in range(400)]
+    events = _events("acme", ids)
+    halves = [events[::2] + events[:40], events[1::2] + events[:40]]  # with an overlap
+    threads = [
+        threading.Thread(target=Archiver(store).write, args=(half[i : i + 37],))
+        for half in halves
+        for i in range(0, len(half), 37)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert _archived(store) == sorted(ids)
