@@ -97,7 +97,13 @@ def test_polling_survives_sigkills_without_gaps_or_duplicates(tmp_path: Path) ->
                 assert time.monotonic() < deadline, f"{len(stored_keys(journal))} stored"
                 checkpoints_behind_now(data_dir / "pollers.db")
                 time.sleep(0.2)
-            metrics = httpx.get(f"{server.url}/metrics", timeout=5.0).text
+            # The poll that journaled the last events reports its success
+            # just after: wait for it rather than racing it.
+            metrics = ""
+            while 'last_success_timestamp_seconds{source="cf-v1"}' not in metrics:
+                assert time.monotonic() < deadline, "no successful poll reported"
+                metrics = httpx.get(f"{server.url}/metrics", timeout=5.0).text
+                time.sleep(0.2)
             server.stop()
         finally:
             server.kill()
