@@ -42,6 +42,7 @@ from typing import Any
 
 import msgspec
 
+from auditlake.consumers.process import CONSUMER_NICENESS
 from auditlake.core.event import BatchInput, StoredEvent
 from auditlake.core.normalize import Limits, Origin, normalize
 from auditlake.sqlite_db import DbConnection, open_database, query
@@ -188,11 +189,13 @@ class Server:
             await asyncio.sleep(0.1)
         raise RuntimeError(f"server not ready after {timeout} s: {self.log_tail()}")
 
-    def cpu_seconds(self) -> tuple[float, float]:
-        """User + system CPU used by the server process, and by its children (the recorder)."""
+    def cpu_seconds(self) -> tuple[float, float, float]:
+        """User + system CPU used by the server process, by its recorder process,
+        and by its consumers' process (the archiver, told apart by its niceness)."""
         assert self.process is not None
         parents: dict[int, int] = {}
         ticks: dict[int, int] = {}
+        niceness: dict[int, int] = {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
@@ -200,6 +203,7 @@ class Server:
                 continue
             pid = int(stat.parent.name)
             parents[pid], ticks[pid] = int(fields[1]), int(fields[11]) + int(fields[12])
+            niceness[pid] = int(fields[16])
         tree, grown = {self.process.pid}, True
         while grown:  # add children, grandchildren... until nothing new
             found = {pid for pid, parent in parents.items() if parent in tree} - tree
@@ -207,7 +211,9 @@ class Server:
             grown = bool(found)
         tick = os.sysconf("SC_CLK_TCK")
         own = ticks.get(self.process.pid, 0)
-        return own / tick, (sum(ticks.get(pid, 0) for pid in tree) - own) / tick
+        archiver = sum(ticks[p] for p in tree if niceness.get(p) == CONSUMER_NICENESS)
+        recorder = sum(ticks.get(pid, 0) for pid in tree) - own - archiver
+        return own / tick, recorder / tick, archiver / tick
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -334,6 +340,7 @@ async def probe(
     reader.close()
 
 
+ARCHIVER_LAG = b'auditlake_consumer_lag_events{consumer="archiver"}'
 METRICS = {
     b"auditlake_group_commit_events_count": "commits",
     b"auditlake_group_commit_events_sum": "committed",
@@ -354,6 +361,21 @@ async def metric_sums(port: int, key: str) -> dict[str, float]:
         if name in METRICS:
             sums[METRICS[name]] = float(value)
     return sums
+
+
+async def drain_archive(port: int, key: str, timeout: float = 300.0) -> float:
+    """Seconds until /metrics reports that the archiver has caught up."""
+    conn = await Connection.open(port)
+    started = time.perf_counter()
+    try:
+        while time.perf_counter() - started < timeout:
+            _, text = await conn.request(get("/metrics", key))
+            if ARCHIVER_LAG + b" 0.0" in text or ARCHIVER_LAG not in text:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        conn.close()
+    return time.perf_counter() - started
 
 
 async def drain_index(port: int, key: str, timeout: float = 120.0) -> float:
@@ -409,7 +431,7 @@ async def run_phase(
 ) -> dict[str, Any]:
     """One load phase with probes interleaved, then the wait until all is searchable."""
     before = await metric_sums(server.port, server.key)
-    (own, children), client_cpu = server.cpu_seconds(), time.process_time()
+    (own, children, archiver), client_cpu = server.cpu_seconds(), time.process_time()
     machine = machine_busy_seconds()
     stop = asyncio.Event()
     samples: list[float] = []
@@ -422,8 +444,11 @@ async def run_phase(
     await asyncio.gather(*probers)
     drain = await drain_index(server.port, server.key)
     # CPU up to the end of the drain, so indexing done after the load counts too.
-    own_after, children_after = server.cpu_seconds()
+    own_after, children_after, _ = server.cpu_seconds()
     own, children = own_after - own, children_after - children
+    # The archiver waits out a burst, then catches up: its CPU counts until then.
+    archive_drain = await drain_archive(server.port, server.key)
+    archiver = server.cpu_seconds()[2] - archiver
     client_cpu = time.process_time() - client_cpu
     machine = machine_busy_seconds() - machine
     busy = result.seconds + drain
@@ -449,6 +474,8 @@ async def run_phase(
         "other_cpu_pct": 100 * (machine - own - children - client_cpu) / busy,
         "server_cpu_us_per_event": 1e6 * own / result.events,
         "recorder_cpu_us_per_event": 1e6 * children / result.events,
+        "archive_drain_s": archive_drain,
+        "archiver_cpu_us_per_event": 1e6 * archiver / result.events,
         "events_per_commit": delta["committed"] / max(delta["commits"], 1),
         "commits_per_s": delta["commits"] / seconds,
         "events_per_index_step": delta["indexed"] / max(delta["index_steps"], 1),
@@ -597,7 +624,9 @@ def print_phases(single: dict[str, Any], batch: dict[str, Any]) -> None:
         print(
             f"CPU per event {name}: server process {f['server_cpu_us_per_event']:.1f} us, "
             f"recorder process {f['recorder_cpu_us_per_event']:.1f} us "
-            f"({f['recorder_cpu_pct']:.0f}% of a core)"
+            f"({f['recorder_cpu_pct']:.0f}% of a core); archiver process "
+            f"{f['archiver_cpu_us_per_event']:.1f} us, done {f['archive_drain_s']:.1f} s "
+            "after the index"
         )
 
 

@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 
 from auditlake.config import Settings
 from auditlake.consumers.archiver import Archiver
+from auditlake.consumers.process import ConsumerProcess
 from auditlake.consumers.runner import ConsumerGroup, ConsumerRunner
 from auditlake.consumers.state import ConsumerState
 from auditlake.gc_tuning import freeze_startup_objects
@@ -55,7 +56,9 @@ def build_services(settings: Settings) -> Services:
         metrics=metrics,
         recorder=recorder,
         pollers=build_pollers(settings, journal, metrics) if settings.sources.cloudflare else None,
-        consumers=build_consumers(settings) if settings.lake.enabled else None,
+        consumers=(
+            ConsumerProcess(settings, build_consumers(settings)) if settings.lake.enabled else None
+        ),
     )
 
 

@@ -185,3 +185,19 @@ def test_dead_letters_can_be_replayed_once_the_sink_takes_them(setup: Any) -> No
     sink.poison = None
     assert archiver.replay_dead_letters() == (1, 0)
     assert sink.written == ["d1", "poison"] and state.dead_letters("archiver") == []
+
+
+def test_during_a_burst_full_batches_wait_for_their_age(setup: Any) -> None:
+    journal, _state, _objects, _tmp = setup
+    clock = {"now": datetime.now(UTC)}
+    archiver = runner(setup, batch_events=3, batch_seconds=60.0,
+                      now_us=lambda: int(clock["now"].timestamp() * 1e6))  # fmt: skip
+    append(journal, "acme", ["c1", "c2", "c3"], HOUR)
+    assert archiver.step() == 3  # full, and nothing known about the rate yet
+    append(journal, "acme", [f"d{n}" for n in range(6)], HOUR)
+    clock["now"] += timedelta(seconds=1)
+    assert archiver.step() == 0  # 6 events in a second: more than a batch per second
+    clock["now"] += timedelta(seconds=60)
+    assert archiver.step() == 3  # old enough now, burst or not
+    assert archiver.step() == 3
+    assert archiver.step() == 0  # all archived

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ from auditlake.web.app import create_app
 
 SECRET = "whsec_" + base64.b64encode(b"a test secret of 32 bytes, no..!").decode()
 FORMAT = JSONFormat()
+
+STALE = timedelta(minutes=6)  # beyond the 5-minute tolerance
 
 
 def ce(type_: str = "com.example.order.created", **attributes: Any) -> CloudEvent:
@@ -91,6 +93,15 @@ def test_binary_and_structured_modes_map_to_events(receiver: Any) -> None:
     assert (
         search(client, read, q="order-42", action="com.example.order.paid")[0]["id"] != event["id"]
     )
+
+
+def test_without_a_time_the_event_occurred_when_it_was_received(receiver: Any) -> None:
+    client, ingest, read = receiver
+    body = b'{"specversion": "1.0", "id": "t-1", "source": "/clock", "type": "com.example.order.x"}'
+    headers = {"content-type": "application/cloudevents+json", **ingest}
+    assert client.post("/v1/cloudevents", content=body, headers=headers).status_code == 201
+    (event,) = search(client, read, source="cloudevents:/clock")
+    assert event["occurred_at"] == event["received_at"]
 
 
 def test_redelivery_is_a_duplicate_and_sources_do_not_collide(receiver: Any) -> None:
@@ -221,6 +232,15 @@ def test_standard_webhooks_source(tmp_path: Path) -> None:
         assert client.post("/hooks", content=bad, headers=signed_bad).status_code == 422
         changed = message.body.replace(b"42", b"43")
         assert client.post("/hooks", content=changed, headers=signed).status_code == 403
+        other = Webhook(base64.b64encode(b"another secret, 32 bytes long!!!").decode())
+        for signer_, moment, msg_id in ((other, now, "msg_3"), (signer, now - STALE, "msg_4")):
+            headers = {
+                **message.headers,
+                "webhook-id": msg_id,
+                "webhook-timestamp": str(int(moment.timestamp())),
+                "webhook-signature": signer_.sign(msg_id, moment, message.body.decode()),
+            }
+            assert client.post("/hooks", content=message.body, headers=headers).status_code == 403
         assert (
             client.post("/hooks", content=message.body, headers=message.headers).status_code == 401
         )

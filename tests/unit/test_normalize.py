@@ -202,3 +202,11 @@ def test_occurred_at_out_of_range_is_a_422_naming_the_field(moment: str) -> None
     with pytest.raises(InvalidInput) as exc:
         one({"action": "a", "occurred_at": moment})
     assert problems(exc)[0]["field"] == "occurred_at"
+
+
+def test_empty_context_and_error_objects_are_kept_as_null() -> None:
+    event = one({"action": "a", "context": {}, "error": {}})
+    assert (event.context, event.error, event.outcome) == (None, None, "failure")
+    kept = one({"action": "a", "context": {"ip": "10.0.0.1"}, "error": {"code": "E1"}})
+    assert kept.context is not None and kept.context.ip == "10.0.0.1"
+    assert kept.error is not None and kept.error.code == "E1"

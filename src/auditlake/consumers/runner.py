@@ -13,7 +13,9 @@ Lifecycle contract of a `Sink`:
   the dead-letter table with the reason while the others are written.
 
 A batch is flushed when `batch_events` are waiting or the oldest waiting
-event was received `batch_seconds` ago. At most one batch is in flight:
+event was received `batch_seconds` ago; during a burst (the journal growing
+by more than `batch_events` per second) only the age counts, so a burst is
+archived after it, within `batch_seconds`. At most one batch is in flight:
 the journal is the buffer, so backpressure is simply the cursor's lag.
 """
 
@@ -74,6 +76,7 @@ class ConsumerRunner:
         self._journal: DbConnection | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._sampled_at, self._sampled_head, self._busy = 0.0, 0, False
 
     def step(self, *, flush: bool = False) -> int:
         """Write one batch if one is due (or any waiting events, with `flush`);
@@ -81,12 +84,26 @@ class ConsumerRunner:
         records = self._records(self._state.cursor(self.name), self._batch_events)
         if not records:
             return 0
-        due = len(records) >= self._batch_events or self._now_us() - records[0][1] >= self._batch_us
-        if not (due or flush):
+        full = len(records) >= self._batch_events
+        old = self._now_us() - records[0][1] >= self._batch_us
+        if not (flush or old or (full and not self._ingest_busy())):
             return 0
         self._write(records)
         self._state.advance(self.name, records[-1][0])
         return len(records)
+
+    def _ingest_busy(self) -> bool:
+        """Whether the journal grew by more than a batch per second over the
+        last second or so: a burst, during which full batches wait for their
+        age so that archiving takes no CPU from ingest and indexing."""
+        now = self._now_us() / 1e6
+        if now - self._sampled_at >= 1.0:
+            head = int(fetch_all(self._db(), query("journal", "last_seq"))[0][0])
+            if self._sampled_at:
+                rate = (head - self._sampled_head) / (now - self._sampled_at)
+                self._busy = rate > self._batch_events
+            self._sampled_at, self._sampled_head = now, head
+        return self._busy
 
     def lag(self) -> tuple[int, float]:
         """Events after the cursor, and seconds since the oldest of them was received."""

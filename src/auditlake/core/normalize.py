@@ -277,16 +277,24 @@ def _target(target: Target, i: int, limits: Limits, found: list[Problem]) -> Tar
     return target
 
 
+# An empty `context` or `error` object says nothing: it is kept as null, so
+# every stored event has one form (and the lake's flat columns give it back).
 def _context(context: Context | None, limits: Limits, found: list[Problem]) -> Context | None:
-    if context is not None:
-        _trim(context, "context", _CONTEXT_TEXT, limits.max_string_length, found)
-    return context
+    if context is None:
+        return None
+    _trim(context, "context", _CONTEXT_TEXT, limits.max_string_length, found)
+    return context if _any_set(context, _CONTEXT_TEXT) else None
 
 
 def _error(error: ErrorInfo | None, limits: Limits, found: list[Problem]) -> ErrorInfo | None:
-    if error is not None:
-        _trim(error, "error", _ERROR_TEXT, limits.max_string_length, found)
-    return error
+    if error is None:
+        return None
+    _trim(error, "error", _ERROR_TEXT, limits.max_string_length, found)
+    return error if _any_set(error, _ERROR_TEXT) else None
+
+
+def _any_set(struct: Context | ErrorInfo, fields: tuple[str, ...]) -> bool:
+    return any(getattr(struct, name) is not None for name in fields)
 
 
 def _check_metadata(

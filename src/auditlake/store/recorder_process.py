@@ -12,14 +12,12 @@ from the stored position. The child exits when the parent goes away.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import logging
 import multiprocessing
 import operator
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +26,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from auditlake.child_process import die_with_parent
 from auditlake.gc_tuning import freeze_startup_objects
 from auditlake.journal.base import resolve
 from auditlake.sqlite_db import DbConnection, connect, open_database, query, scalar
@@ -35,7 +34,6 @@ from auditlake.store.sqlite_recorder import position, step
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
-PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 RECORDER_NICENESS = 5
 RESTART_SECONDS = 1.0
 MAX_QUICK_DEATHS = 5
@@ -219,7 +217,7 @@ def run_child(
     pipe: Connection, journal_path: str, store_path: str, batch_events: int, parent: int
 ) -> None:
     """The child's loop: index while behind the journal head, else wait for news."""
-    _die_with(parent)
+    die_with_parent(parent)
     os.nice(RECORDER_NICENESS)  # indexing yields the CPU to ingest; it catches up after
     logging.basicConfig(level=logging.INFO, format="recorder: %(levelname)s %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
@@ -258,16 +256,6 @@ def run_child(
             closing = closing or message[0] == "close"
             timeout = 0.0
         head = max(head, _journal_head(journal))
-
-
-def _die_with(parent: int) -> None:
-    """Have the kernel kill this process when the parent dies (Linux), so a
-    crashed server never leaves a recorder behind that still uses its files."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # it died before the line above
-        os._exit(0)
 
 
 def _tell(pipe: Connection, at: int, events: int, seconds: float, head: int) -> bool:

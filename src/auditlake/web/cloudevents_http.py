@@ -113,6 +113,7 @@ def _from_mapping(obj: Any, where: str) -> CloudEvent:
     attributes = dict(obj)
     data = attributes.pop("data", None)
     encoded = attributes.pop("data_base64", None)
+    given = set(attributes)  # before the SDK's factory adds its own `time` to the dict
     try:
         if data is None and encoded is not None:
             data = base64.b64decode(str(encoded), validate=True)
@@ -122,7 +123,7 @@ def _from_mapping(obj: Any, where: str) -> CloudEvent:
         event = factory(attributes, data)
     except (BaseCloudEventException, ValueError, TypeError, binascii.Error) as exc:
         raise InvalidInput("the CloudEvent is invalid", _problems(exc, where)) from None
-    return _received(event.get_attributes(), set(attributes), event.get_data())
+    return _received(event.get_attributes(), given, event.get_data())
 
 
 def _check_required(given: Mapping[str, Any], where: str) -> None:

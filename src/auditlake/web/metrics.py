@@ -73,9 +73,15 @@ class Metrics:
             ["source"],
             registry=self.registry,
         )
+        self.poll_checkpoint = Gauge(
+            "auditlake_poll_checkpoint_timestamp_seconds",
+            "The source's checkpoint: everything before it is stored (Unix time).",
+            ["source"],
+            registry=self.registry,
+        )
         self.poll_lag = Gauge(
             "auditlake_poll_lag_seconds",
-            "How far the source's checkpoint is behind now, after its last poll.",
+            "How far the source's checkpoint is behind now (it grows while polls fail).",
             ["source"],
             registry=self.registry,
         )
@@ -114,8 +120,11 @@ class Metrics:
         self.count_events(label, "duplicate", result.duplicates)
         self.count_events(label, "rejected", result.invalid)
         if result.checkpoint is not None:
+            checkpoint = result.checkpoint.timestamp()
             self.poll_last_success.labels(source).set(now.timestamp())
-            self.poll_lag.labels(source).set((now - result.checkpoint).total_seconds())
+            self.poll_checkpoint.labels(source).set(checkpoint)
+            # Read at each scrape, so a source whose polls fail shows a growing lag.
+            self.poll_lag.labels(source).set_function(lambda: time.time() - checkpoint)
 
     def poll_failed(self, source: str, transient: bool) -> None:
         """A poll of `source` failed (PollObserver)."""

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from auditlake.config import Settings
-from auditlake.consumers.runner import ConsumerGroup
+from auditlake.consumers.process import ConsumerProcess
 from auditlake.errors import Overloaded
 from auditlake.journal.base import Consumer, Journal
 from auditlake.keys.base import KeyStore
@@ -32,9 +32,9 @@ class Services:
     recorder: Consumer | None = None
     # Vendor APIs polled into the journal (started after it, stopped before it).
     pollers: PollerGroup | None = None
-    # Followers of the journal with outputs of their own (the archiver); they
-    # flush after the journal has drained.
-    consumers: ConsumerGroup | None = None
+    # Followers of the journal with outputs of their own (the archiver), in a
+    # child process; they flush after the journal has drained.
+    consumers: ConsumerProcess | None = None
 
     def start(self) -> None:
         """Start the journal writer, then the recorder that follows it."""

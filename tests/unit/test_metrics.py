@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+
+from auditlake.pollers.poller import PollResult
+from auditlake.web.metrics import Metrics
+
+
+def gauge(metrics: Metrics, name: str) -> float:
+    found = re.search(rf'^{name}{{source="cf"}} (\S+)$', metrics.render().decode(), re.M)
+    assert found is not None, name
+    return float(found.group(1))
+
+
+def test_the_poll_lag_is_read_at_each_scrape_so_it_grows_while_polls_fail() -> None:
+    metrics = Metrics()
+    now = datetime.now(UTC)
+    checkpoint = now - timedelta(seconds=30)
+    metrics.polled("cf", PollResult(now, now, checkpoint=checkpoint), now)
+    first = gauge(metrics, "auditlake_poll_lag_seconds")
+    assert 30 <= first < 31
+    assert gauge(metrics, "auditlake_poll_checkpoint_timestamp_seconds") == checkpoint.timestamp()
+    metrics.poll_failed("cf", transient=True)
+    time.sleep(0.2)
+    assert gauge(metrics, "auditlake_poll_lag_seconds") >= first + 0.2
+    # A backfill (no checkpoint) leaves the lag alone.
+    metrics.polled("cf", PollResult(now, now), now)
+    assert gauge(metrics, "auditlake_poll_lag_seconds") >= first + 0.2
