@@ -23,8 +23,10 @@ from auditlake.lake.objects import LocalObjects, ObjectStore
 from auditlake.pollers.poller import Poller, PollObserver, Schedule
 from auditlake.pollers.runner import PollerGroup, PollerRunner
 from auditlake.pollers.state import PollerState
+from auditlake.store.base import EventStore
 from auditlake.store.recorder_process import RecorderProcess
 from auditlake.store.sqlite import SqliteStore
+from auditlake.store.sqlite_retention import RetentionRunner, SqliteRetention
 from auditlake.web.app import create_app
 from auditlake.web.metrics import Metrics
 from auditlake.web.services import Services
@@ -48,17 +50,19 @@ def build_services(settings: Settings) -> Services:
         on_commit=metrics.observe_commit,
         on_durable=recorder.notify,
     )
+    consumers = (
+        ConsumerProcess(settings, build_consumers(settings)) if settings.lake.enabled else None
+    )
     return Services(
         settings=settings,
         journal=journal,
-        store=SqliteStore(settings.store_path, settings.journal_path),
+        store=build_store(settings),
         keys=SqliteKeyStore(settings.keys_path),
         metrics=metrics,
         recorder=recorder,
         pollers=build_pollers(settings, journal, metrics) if settings.sources.cloudflare else None,
-        consumers=(
-            ConsumerProcess(settings, build_consumers(settings)) if settings.lake.enabled else None
-        ),
+        consumers=consumers,
+        retention=build_retention(settings, consumers) if consumers else None,
     )
 
 
@@ -74,6 +78,30 @@ def build_consumers(settings: Settings) -> ConsumerGroup:
         batch_seconds=settings.lake.batch_seconds,
     )
     return ConsumerGroup([archiver], state)
+
+
+def build_store(settings: Settings) -> EventStore:
+    """The store searches read; with retention, the lake answers for what left it."""
+    store = SqliteStore(settings.store_path, settings.journal_path)
+    if not settings.retention.active:
+        return store
+    from auditlake.lake.reader import LakeReader
+    from auditlake.store.history import HistoryStore
+
+    return HistoryStore(store, LakeReader(lake_objects(settings)), settings.retention)
+
+
+def build_retention(settings: Settings, consumers: ConsumerProcess) -> RetentionRunner | None:
+    """Retention of the store, when `[retention]` lets events leave it."""
+    if not settings.retention.active:
+        return None
+    retention = SqliteRetention(
+        settings.store_path,
+        settings.journal_path,
+        settings.retention,
+        archived=lambda: consumers.cursor(ARCHIVER),
+    )
+    return RetentionRunner(retention, settings.retention.every_seconds)
 
 
 def lake_objects(settings: Settings) -> ObjectStore:

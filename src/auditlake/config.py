@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -124,6 +124,30 @@ class LakeSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     batch_seconds: float = 60.0
 
 
+Days = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class RetentionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`[retention]`: how many days (by `occurred_at`) the hot store keeps a
+    tenant's events once the lake has them; 0 keeps them for ever. Searches
+    over older ranges read the lake."""
+
+    days: Days = 0
+    tenants: dict[str, Days] = {}  # per tenant, instead of `days`
+    # Rehydrated events stay this long after their rehydration.
+    rehydrated_days: Annotated[int, msgspec.Meta(ge=1)] = 7
+    every_seconds: Annotated[float, msgspec.Meta(gt=0)] = 3600.0
+
+    def days_for(self, tenant: str) -> int:
+        """The tenant's retention in days (0: for ever)."""
+        return self.tenants.get(tenant, self.days)
+
+    @property
+    def active(self) -> bool:
+        """Whether any tenant's events ever leave the store."""
+        return bool(self.days or any(self.tenants.values()))
+
+
 class Sources(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Where events come from besides the events API."""
 
@@ -160,6 +184,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     limits: Limits = Limits()
     sources: Sources = Sources()
     lake: LakeSettings = LakeSettings()
+    retention: RetentionSettings = RetentionSettings()
 
     @property
     def journal_path(self) -> Path:
@@ -213,6 +238,8 @@ def load_settings(
         settings = msgspec.convert(merged, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid configuration: {exc}") from None
+    if settings.retention.active and not settings.lake.enabled:
+        raise ConfigError("[retention] needs the lake: events leave the store only once archived")
     return _resolve_sources(settings, env or {})
 
 

@@ -57,6 +57,10 @@ class ConsumerProcess:
         self._supervisor = threading.Thread(target=self._supervise, name="consumers", daemon=True)
         self._supervisor.start()
 
+    def cursor(self, consumer: str) -> int:
+        """The last journal seq `consumer` has made durable."""
+        return self._group.state.cursor(consumer)
+
     def healthy(self) -> bool:
         """False once the supervisor has stopped (stopped, or given up)."""
         return self._supervisor is not None and self._supervisor.is_alive()

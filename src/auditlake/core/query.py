@@ -57,10 +57,17 @@ class Filters(msgspec.Struct, frozen=True):
 
 
 class Position(msgspec.Struct, frozen=True, array_like=True):
-    """Where a page ended: the sort key of its last event."""
+    """Where a page ended: the sort key of its last event.
+
+    In the hot store that is (occurred_us, seq). Where a search also reads the
+    lake (older than the retention horizon, fixed for all pages of a search),
+    a position in the lake part names the event id instead of a seq.
+    """
 
     occurred_us: int
     seq: int
+    lake_id: str | None = None
+    horizon_us: int | None = None
 
 
 class Query(msgspec.Struct, frozen=True):

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import msgspec
 
-from auditlake.core.event import Event, from_micros
+from auditlake.core.event import Actor, Context, ErrorInfo, Event, Target, from_micros
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = "1"
 FILE_NAME = "events.parquet"
 _json = msgspec.json.encode
+_unjson = msgspec.json.decode
 
 
 def partition_path(tenant: str, occurred_at: datetime) -> str:
@@ -77,6 +78,69 @@ def row(event: Event) -> dict[str, Any]:
         "error_message": error.message if error else None,
         "metadata": _text(event.metadata), "raw": _text(event.raw),
     }  # fmt: skip
+
+
+def event_from_row(r: dict[str, Any]) -> Event:
+    """The event a row of the schema holds: the inverse of `row()`.
+
+    The flat columns give back the nested parts only when they say something:
+    an actor when `actor_id` is set, a context when any `context_*` column is,
+    an error when `error_code` or `error_message` is; JSON text is decoded
+    and a null `metadata` becomes `{}`. So `event_from_row(row(e)) == e` for
+    every event except one whose `context` is an empty `Context()` or whose
+    `error` is an empty `ErrorInfo()`: the row cannot tell those from None,
+    and they come back as None (normalization keeps such objects as None, so
+    stored events never have them).
+    """
+    return Event(
+        id=r["id"], tenant=r["tenant"], action=r["action"],
+        occurred_at=_utc(r["occurred_at"]), received_at=_utc(r["received_at"]),
+        source=r["source"], caller=r["caller"], outcome=r["outcome"], version=r["version"],
+        actor=_actor_from(r),
+        targets=[
+            Target(id=t["id"], type=t["type"], name=t["name"], metadata=_value(t["metadata"]))
+            for t in r["targets"] or ()
+        ],
+        context=_context_from(r), error=_error_from(r),
+        metadata=_metadata(r["metadata"]), raw=_value(r["raw"]),
+    )  # fmt: skip
+
+
+def _actor_from(r: dict[str, Any]) -> Actor | None:
+    if r["actor_id"] is None:
+        return None  # Actor.id is required, so no actor was there
+    return Actor(
+        id=r["actor_id"], type=r["actor_type"], name=r["actor_name"],
+        email=r["actor_email"], ip=r["actor_ip"], metadata=_value(r["actor_metadata"]),
+    )  # fmt: skip
+
+
+def _context_from(r: dict[str, Any]) -> Context | None:
+    context = Context(
+        location=r["context_location"], ip=r["context_ip"],
+        user_agent=r["context_user_agent"], request_id=r["context_request_id"],
+    )  # fmt: skip
+    return None if context == Context() else context
+
+
+def _error_from(r: dict[str, Any]) -> ErrorInfo | None:
+    if r["error_code"] is None and r["error_message"] is None:
+        return None
+    return ErrorInfo(code=r["error_code"], message=r["error_message"])
+
+
+def _utc(value: datetime | int) -> datetime:
+    # Rows from pyarrow carry its own UTC tzinfo object; events use datetime.UTC.
+    return from_micros(value) if isinstance(value, int) else value.astimezone(UTC)
+
+
+def _value(text: str | None) -> Any:
+    return None if text is None else _unjson(text)
+
+
+def _metadata(text: str | None) -> dict[str, Any]:
+    value: dict[str, Any] | None = _value(text)
+    return {} if value is None else value
 
 
 def merge(existing: bytes | None, events: list[Event]) -> tuple[bytes, int]:

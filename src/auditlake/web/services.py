@@ -14,6 +14,7 @@ from auditlake.journal.base import Consumer, Journal
 from auditlake.keys.base import KeyStore
 from auditlake.pollers.runner import PollerGroup
 from auditlake.store.base import EventStore
+from auditlake.store.sqlite_retention import RetentionRunner
 from auditlake.web.metrics import Metrics
 
 ADMIT_POLL_SECONDS = 0.005
@@ -35,6 +36,8 @@ class Services:
     # Followers of the journal with outputs of their own (the archiver), in a
     # child process; they flush after the journal has drained.
     consumers: ConsumerProcess | None = None
+    # Removes events past their retention from the store (once archived).
+    retention: RetentionRunner | None = None
 
     def start(self) -> None:
         """Start the journal writer, then the recorder that follows it."""
@@ -45,6 +48,8 @@ class Services:
             self.consumers.start()
         if self.pollers is not None:
             self.pollers.start()
+        if self.retention is not None:
+            self.retention.start()
 
     async def wait_searchable(self) -> None:
         """Let a search see every event acknowledged before it, if that takes
@@ -82,6 +87,8 @@ class Services:
     def close(self) -> None:
         """Stop the pollers, drain the journal, let the consumers flush and the
         recorder catch up, then release the read side."""
+        if self.retention is not None:
+            self.retention.stop()
         if self.pollers is not None:
             self.pollers.stop()
         self.journal.close()

@@ -12,3 +12,7 @@ SELECT seq, received_us, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?;
 
 -- name: records_by_seq
 SELECT seq, received_us, body FROM events WHERE seq = ?;
+
+-- name: keep_until
+INSERT INTO kept_until (seq, until_us) SELECT seq, ? FROM events WHERE tenant = ? AND id = ?
+ON CONFLICT (seq) DO UPDATE SET until_us = max(until_us, excluded.until_us);

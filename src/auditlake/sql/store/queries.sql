@@ -24,3 +24,37 @@ INSERT INTO chainguard_registry_pull_v1 (
     digest, method, type, "when", location, user_agent, remote_address, error_status,
     error_code, error_message
 ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: tenants
+-- The store's tenants, one index seek each (a skip scan of the tenant index).
+WITH RECURSIVE t (tenant) AS (
+    SELECT min(tenant) FROM event_index
+    UNION ALL
+    SELECT (SELECT min(tenant) FROM event_index WHERE tenant > t.tenant) FROM t
+    WHERE t.tenant IS NOT NULL
+)
+SELECT tenant FROM t WHERE tenant IS NOT NULL;
+
+-- name: expired
+-- Events of a tenant that retention may remove: older than the cutoff, up to
+-- the bound (archived and indexed), and not kept on purpose.
+SELECT e.seq, j.body FROM event_index AS e INDEXED BY event_index_tenant_time
+JOIN journal.events AS j ON j.seq = e.seq
+WHERE e.tenant = ? AND e.occurred_us < ? AND e.seq <= ?
+  AND e.seq NOT IN (SELECT seq FROM journal.kept_until WHERE until_us > ?)
+LIMIT ?;
+
+-- name: delete_target
+DELETE FROM event_targets WHERE tenant = ? AND target_id = ? AND seq = ?;
+
+-- name: delete_index
+DELETE FROM event_index WHERE seq = ?;
+
+-- name: delete_chainguard_pull
+DELETE FROM chainguard_registry_pull_v1 WHERE seq = ?;
+
+-- name: delete_journal
+DELETE FROM journal.events WHERE seq = ?;
+
+-- name: delete_kept
+DELETE FROM journal.kept_until WHERE seq = ?;

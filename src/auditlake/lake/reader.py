@@ -1,0 +1,300 @@
+"""Searches that reach into the lake: the same `Query` the hot store answers,
+run over a tenant's Parquet partitions.
+
+The lake's keyset is (`occurred_us`, `id`): the order rows have in every
+file, and one that needs no journal sequence number (the hot store's
+`Position`), which the lake does not keep. A search lists the tenant's
+partitions, drops the hours that cannot hold a match (outside the time
+filters, the hot store's boundary or the page's resume point), and walks the
+rest in the query's order, one file at a time, until it has one row more
+than the page needs: so a page reads as few files as the filters allow, and
+knows whether another page exists.
+
+Inside a file DuckDB applies the filters to the Arrow table, with bound
+parameters only. The `q` words are checked in Python with the reference test
+of `core.query.matches`, on events rebuilt from the candidate rows, so `q`
+means exactly what it means in every other backend.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+import msgspec
+
+from auditlake.core.event import Event, to_micros
+from auditlake.core.query import WORD, Filters, Query, invalid_param, matches
+from auditlake.errors import InvalidInput
+from auditlake.lake.layout import FILE_NAME, arrow_schema, event_from_row
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+    from auditlake.lake.objects import ObjectStore
+
+HOUR_US = 3_600_000_000
+# The part of a partition path below `tenant=<quoted>/` (see layout.partition_path).
+_HOUR_PATH = re.compile(
+    r"year=(\d{4})/month=(\d{2})/day=(\d{2})/hour=(\d{2})/" + re.escape(FILE_NAME)
+)
+_TABLE = "lake_hour"
+# A column added to each file's table so DuckDB answers with row numbers and
+# the rows themselves come from pyarrow (exact types, no timezone round trip).
+_ROW = "_lake_row"
+# Rows rebuilt into events at a time when `q` is checked in Python: a page
+# that fills early never rebuilds the rest of a busy hour.
+_Q_CHUNK = 512
+
+
+class LakePosition(msgspec.Struct, frozen=True, array_like=True):
+    """Where a lake page ended: the sort key of its last event."""
+
+    occurred_us: int
+    id: str
+
+
+class LakePage(msgspec.Struct, frozen=True):
+    """One page of a lake search; `next_after` is set iff more events match."""
+
+    events: list[Event]
+    next_after: LakePosition | None = None
+
+
+class _Hour(msgspec.Struct, frozen=True):
+    """One partition file of the tenant and the hour it covers."""
+
+    start_us: int
+    path: str
+
+
+class _Window(msgspec.Struct, frozen=True):
+    """The `occurred_us` range [low, high) a search can still return."""
+
+    low: int | None
+    high: int | None
+
+    def is_empty(self) -> bool:
+        """True when no moment is inside the window."""
+        return self.low is not None and self.high is not None and self.low >= self.high
+
+    def overlaps(self, hour: _Hour) -> bool:
+        """Whether the hour's file can hold a row of the window."""
+        return (self.high is None or hour.start_us < self.high) and (
+            self.low is None or hour.start_us + HOUR_US > self.low
+        )
+
+
+class LakeReader:
+    """Searches over the lake's Parquet partitions in an `ObjectStore`.
+
+    Thread-safe: the reader keeps one in-memory DuckDB (opening one costs
+    about 25 ms, more than a typical page) and each search works on its own
+    cursor of it, whose registered tables no other search sees.
+    """
+
+    def __init__(self, objects: ObjectStore) -> None:
+        self.objects = objects
+        self._duckdb: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.Lock()
+
+    def search(
+        self, query: Query, *, after: LakePosition | None = None, before_us: int | None = None
+    ) -> LakePage:
+        """At most `query.limit` events of `query.tenant` matching the filters,
+        in (`occurred_us`, `id`) order ascending or descending per `query.order`.
+
+        `after` is where the previous lake page ended (`query.after` is the hot
+        store's position and is ignored here). `before_us`, when given, keeps
+        only events with `occurred_us < before_us`: the moment from which the
+        hot store answers instead.
+        """
+        if query.limit < 1:
+            raise InvalidInput("limit must be at least 1", [invalid_param("limit")])
+        q = query.filters.q
+        window = _window(query, after, before_us)
+        if window.is_empty() or (q is not None and not WORD.search(q)):
+            return LakePage([])  # `q` without a word matches nothing, as in `matches`
+        hours = [h for h in self._hours(query.tenant) if window.overlaps(h)]
+        if query.order == "desc":
+            hours.reverse()
+        sql, params = _select(query, after, before_us)
+        wanted = query.limit + 1  # one more than the page: tells if another page exists
+        found: list[Event] = []
+        with self._cursor() as con:
+            for hour in hours:
+                found += self._search_hour(con, hour.path, sql, params, q, wanted - len(found))
+                if len(found) >= wanted:
+                    break
+        return _page(found, query.limit)
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own for one search, on the reader's database."""
+        with self._lock:
+            if self._duckdb is None:
+                import duckdb
+
+                self._duckdb = duckdb.connect()
+            return self._duckdb.cursor()
+
+    def _hours(self, tenant: str) -> list[_Hour]:
+        """The tenant's partition files with their hours, oldest first."""
+        prefix = f"tenant={quote(tenant, safe='')}/"
+        hours = []
+        for path in self.objects.list(prefix):
+            start = _hour_start(path[len(prefix) :]) if path.startswith(prefix) else None
+            if start is not None:
+                hours.append(_Hour(start, path))
+        return sorted(hours, key=lambda h: h.start_us)
+
+    def _search_hour(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        path: str,
+        sql: str,
+        params: list[object],
+        q: str | None,
+        room: int,
+    ) -> list[Event]:
+        """Up to `room` matching events of one partition file, in order."""
+        stored = self.objects.get(path)
+        if stored is None:
+            return []  # removed since the listing: its rows are not in the lake now
+        table = _table(stored[0])
+        con.register(_TABLE, table)
+        try:
+            if q is None:
+                picked = con.execute(sql + " LIMIT ?", [*params, room]).fetchall()
+            else:  # the word test runs in Python, so any candidate may be needed
+                picked = con.execute(sql, params).fetchall()
+        finally:
+            con.unregister(_TABLE)
+        rows = [int(i) for (i,) in picked]
+        if q is None:
+            return _events(table, rows)
+        return _with_words(table, rows, q, room)
+
+
+def _window(query: Query, after: LakePosition | None, before_us: int | None) -> _Window:
+    """The time range left by the filters, the hot store's boundary and `after`."""
+    low, high = query.filters.since_us, _least(query.filters.until_us, before_us)
+    if after is not None and query.order == "asc":
+        # Rows at after.occurred_us with a greater id are still to come.
+        low = after.occurred_us if low is None else max(low, after.occurred_us)
+    elif after is not None:
+        high = _least(high, after.occurred_us + 1)
+    return _Window(low, high)
+
+
+def _least(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
+def _hour_start(rest: str) -> int | None:
+    """The hour (epoch microseconds) of a path below the tenant's folder, or
+    None for a path that is not a partition file (anything else in the folder)."""
+    match = _HOUR_PATH.fullmatch(rest)
+    if match is None:
+        return None
+    year, month, day, hour = (int(part) for part in match.groups())
+    try:
+        return to_micros(datetime(year, month, day, hour, tzinfo=UTC))
+    except ValueError:
+        return None  # digits that name no hour: not written by the archiver
+
+
+def _select(
+    query: Query, after: LakePosition | None, before_us: int | None
+) -> tuple[str, list[object]]:
+    """The row numbers of one file's matches in the query's order, with the
+    values to bind. Every user value is a parameter, never SQL text."""
+    conditions, params = _conditions(query.filters, before_us)
+    conditions.append("tenant = ?")  # a misplaced file must not leak another tenant
+    params.append(query.tenant)
+    direction = "ASC" if query.order == "asc" else "DESC"
+    if after is not None:
+        beyond = ">" if query.order == "asc" else "<"
+        conditions.append(
+            f"(epoch_us(occurred_at) {beyond} ? OR (epoch_us(occurred_at) = ? AND id {beyond} ?))"
+        )
+        params += [after.occurred_us, after.occurred_us, after.id]
+    sql = (
+        f"SELECT {_ROW} FROM {_TABLE} WHERE {' AND '.join(conditions)}"
+        f" ORDER BY occurred_at {direction}, id {direction}"
+    )
+    return sql, params
+
+
+def _conditions(filters: Filters, before_us: int | None) -> tuple[list[str], list[object]]:
+    """SQL for every filter but `q`, with the semantics of `core.query.matches`.
+
+    A NULL column never equals a value, as a missing actor never matches an
+    actor filter there; `starts_with` is a plain prefix test (LIKE would read
+    `%` and `_` in the prefix as wildcards).
+    """
+    checks: list[tuple[str, object]] = [
+        ("action = ?", filters.action),
+        ("starts_with(action, ?)", filters.action_prefix),
+        ("actor_id = ?", filters.actor_id),
+        ("actor_type = ?", filters.actor_type),
+        ("list_contains([t.id FOR t IN targets], ?)", filters.target_id),
+        ("list_contains([t.type FOR t IN targets], ?)", filters.target_type),
+        ("outcome = ?", filters.outcome),
+        ("source = ?", filters.source),
+        # epoch_us reads the instant itself, whatever the session's time zone.
+        ("epoch_us(occurred_at) >= ?", filters.since_us),
+        ("epoch_us(occurred_at) < ?", filters.until_us),
+        ("epoch_us(occurred_at) < ?", before_us),
+    ]
+    wanted = [(sql, value) for sql, value in checks if value is not None]
+    return [sql for sql, _ in wanted], [value for _, value in wanted]
+
+
+def _table(data: bytes) -> pa.Table:
+    """A lake file as an Arrow table in the current schema, with row numbers."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(pa.BufferReader(data)).cast(arrow_schema())
+    return table.append_column(_ROW, pa.array(range(table.num_rows), pa.int64()))
+
+
+def _events(table: pa.Table, rows: list[int]) -> list[Event]:
+    """The events of the given rows of `table`, in that order."""
+    if not rows:
+        return []
+    return [event_from_row(r) for r in table.take(rows).drop_columns([_ROW]).to_pylist()]
+
+
+def _with_words(table: pa.Table, rows: list[int], q: str, room: int) -> list[Event]:
+    """Up to `room` events of the candidate rows whose text has every word of `q`."""
+    words = Filters(q=q)
+    found: list[Event] = []
+    for chunk in _chunks(rows, _Q_CHUNK):
+        for event in _events(table, chunk):
+            if matches(event, to_micros(event.occurred_at), words):
+                found.append(event)
+                if len(found) == room:
+                    return found
+    return found
+
+
+def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _page(found: list[Event], limit: int) -> LakePage:
+    """The first `limit` events, and where the next page starts if there is one."""
+    events = found[:limit]
+    if len(found) <= limit:
+        return LakePage(events)
+    last = events[-1]
+    return LakePage(events, LakePosition(to_micros(last.occurred_at), last.id))

@@ -1,0 +1,131 @@
+"""Retention of the embedded hot store: events older than their tenant's
+retention leave the journal and the search index, but only once the lake has
+them (the archiver's cursor is past them) and the recorder has indexed them,
+and never the newest journal row (its seq is where the next append counts
+from). Rehydrated events stay until their `kept_until` time.
+
+Each chunk of events goes in one transaction over the store and the attached
+journal, so group commits and the recorder wait at most one chunk. (In WAL
+mode a crash during that commit can keep a journal row whose index rows are
+gone: it is no longer found by a search of the store, and the lake has it.)
+The text index for `q` is contentless and keeps the words of removed events;
+they are never returned, since every search joins the event index.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+
+from auditlake.config import RetentionSettings
+from auditlake.core.event import Event
+from auditlake.sqlite_db import DbConnection, connect, fetch_all, query, scalar
+from auditlake.store.sqlite_recorder import position
+
+CHUNK = 1000
+log = logging.getLogger(__name__)
+DAY_US = 86_400 * 1_000_000
+_decode = msgspec.json.Decoder(Event).decode
+
+
+class SqliteRetention:
+    """Removes expired events from the embedded store."""
+
+    def __init__(
+        self,
+        store_path: Path,
+        journal_path: Path,
+        policy: RetentionSettings,
+        archived: Callable[[], int],
+        *,
+        now_us: Callable[[], int] = lambda: time.time_ns() // 1000,
+    ) -> None:
+        self._store_path, self._journal_path = store_path, journal_path
+        self._policy = policy
+        self._archived = archived
+        self._now_us = now_us
+
+    def run_once(self) -> dict[str, int]:
+        """One pass over every tenant; how many events each lost."""
+        conn = connect(self._store_path)
+        try:
+            conn.execute("ATTACH DATABASE ? AS journal", (str(self._journal_path),))
+            bound = self._bound(conn)
+            removed: dict[str, int] = {}
+            now = self._now_us()
+            for (tenant,) in fetch_all(conn, query("store", "tenants")):
+                days = self._policy.days_for(str(tenant))
+                if days:
+                    count = _remove(conn, str(tenant), now - days * DAY_US, bound, now)
+                    if count:
+                        removed[str(tenant)] = count
+            return removed
+        finally:
+            conn.close()
+
+    def _bound(self, conn: DbConnection) -> int:
+        """The highest seq that may go: archived, indexed, and not the newest."""
+        newest = int(scalar(conn, "SELECT coalesce(max(seq), 0) FROM journal.events"))
+        return min(self._archived(), position(conn), newest - 1)
+
+
+def _remove(conn: DbConnection, tenant: str, cutoff_us: int, bound: int, now_us: int) -> int:
+    removed = 0
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            rows = fetch_all(
+                conn, query("store", "expired"), (tenant, cutoff_us, bound, now_us, CHUNK)
+            )
+            for seq, body in rows:
+                _delete(conn, int(seq), _decode(bytes(body)))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        removed += len(rows)
+        if len(rows) < CHUNK:
+            return removed
+
+
+def _delete(conn: DbConnection, seq: int, event: Event) -> None:
+    for target in event.targets:
+        conn.execute(query("store", "delete_target"), (event.tenant, target.id, seq))
+    for name in ("delete_index", "delete_chainguard_pull", "delete_journal", "delete_kept"):
+        conn.execute(query("store", name), (seq,))
+
+
+class RetentionRunner:
+    """Runs a retention pass every `every_seconds` in a daemon thread."""
+
+    def __init__(self, retention: SqliteRetention, every_seconds: float) -> None:
+        self._retention = retention
+        self._every = every_seconds
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the thread; its first pass comes one interval after start."""
+        self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current chunk's transaction, if one is running."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(60)
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._every):
+            try:
+                removed = self._retention.run_once()
+            except Exception:  # nothing was half-removed: each chunk is one transaction
+                log.exception("a retention pass failed; trying again next time")
+                continue
+            if removed:
+                log.info("retention removed %s", removed)
