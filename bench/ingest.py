@@ -446,11 +446,11 @@ async def run_phase(
     # CPU up to the end of the drain, so indexing done after the load counts too.
     own_after, children_after, _ = server.cpu_seconds()
     own, children = own_after - own, children_after - children
+    client_cpu = time.process_time() - client_cpu
+    machine = machine_busy_seconds() - machine
     # The archiver waits out a burst, then catches up: its CPU counts until then.
     archive_drain = await drain_archive(server.port, server.key)
     archiver = server.cpu_seconds()[2] - archiver
-    client_cpu = time.process_time() - client_cpu
-    machine = machine_busy_seconds() - machine
     busy = result.seconds + drain
     after = await metric_sums(server.port, server.key)
     delta = {name: after[name] - before[name] for name in after}

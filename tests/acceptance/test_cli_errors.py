@@ -45,3 +45,19 @@ def test_serve_with_invalid_config(tmp_path: Path) -> None:
     port = str(free_port())
     done = run_cli("serve", "--config", "bad.toml", "--port", port, cwd=tmp_path, timeout=30)
     assert_one_error_line(done, "config")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["query", "--lake"], ["--tenant"]),
+        (["query"], ["API key"]),
+        (["rehydrate", "--since", "2026-01-02T00:00:00Z", "--until", "2026-01-01T00:00:00Z"],
+         ["--since"]),
+        (["rehydrate", "--since", "yesterday", "--until", "2026-01-01T00:00:00Z"], ["since"]),
+    ],
+)  # fmt: skip
+def test_lake_commands_with_mistakes(tmp_path: Path, args: list[str], words: list[str]) -> None:
+    done = run_cli(*args, "--data-dir", str(tmp_path / "data"), cwd=tmp_path)
+    assert_one_error_line(done, *words)

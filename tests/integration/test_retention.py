@@ -4,6 +4,7 @@ past the retention reads the lake, page by page, in both orders."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,9 +12,11 @@ from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
+from typer.testing import CliRunner
 
 from auditlake.app import ARCHIVER, build_services
-from auditlake.config import LakeSettings, RetentionSettings, Settings
+from auditlake.cli import app as cli
+from auditlake.config import Settings, load_settings
 from auditlake.consumers.state import ConsumerState
 from auditlake.sqlite_db import connect, scalar
 from auditlake.store.sqlite_retention import SqliteRetention
@@ -24,13 +27,21 @@ OLD = NOW - timedelta(days=45)  # beyond the 30 days of retention
 RECENT = NOW - timedelta(days=2)
 
 
+# The archiver flushes only when the server stops: until then it is "stopped".
+CONFIG = """
+[lake]
+batch_events = 1000000
+batch_seconds = 3600
+
+[retention]
+days = 30
+tenants = { keep = 0 }
+"""
+
+
 def settings_for(tmp_path: Path) -> Settings:
-    # The archiver flushes only when the server stops: until then it is "stopped".
-    return Settings(
-        data_dir=str(tmp_path),
-        lake=LakeSettings(batch_events=1_000_000, batch_seconds=3600),
-        retention=RetentionSettings(days=30, tenants={"keep": 0}),
-    )
+    (tmp_path / "auditlake.toml").write_text(f'data_dir = "{tmp_path}"\n{CONFIG}')
+    return load_settings(tmp_path / "auditlake.toml")
 
 
 @pytest.fixture
@@ -74,20 +85,34 @@ def every_page(client: TestClient, headers: dict[str, str], **params: Any) -> li
     raise AssertionError("too many pages")
 
 
-def retention(settings: Settings) -> SqliteRetention:
+def retention(settings: Settings, now: datetime | None = None) -> SqliteRetention:
     state = ConsumerState(settings.consumers_path)
+    moment = now or datetime.now(UTC)
     return SqliteRetention(
         settings.store_path, settings.journal_path, settings.retention,
-        archived=lambda: state.cursor(ARCHIVER),
+        archived=lambda: state.cursor(ARCHIVER), now_us=lambda: int(moment.timestamp() * 1e6),
     )  # fmt: skip
 
 
 def stored(settings: Settings) -> int:
+    return len(store_contents(settings)[0])
+
+
+def store_contents(settings: Settings) -> tuple[list[Any], int]:
+    """The journal's events (tenant, id, body) and the count of index rows."""
     conn = connect(settings.journal_path)
     try:
-        return int(scalar(conn, "SELECT count(*) FROM events"))
+        conn.execute("ATTACH DATABASE ? AS store", (str(settings.store_path),))
+        rows = conn.execute("SELECT tenant, id, body FROM events ORDER BY tenant, id").fetchall()
+        return rows, int(scalar(conn, "SELECT count(*) FROM store.event_index"))
     finally:
         conn.close()
+
+
+def run_cli(*args: str) -> str:
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
 def test_old_events_leave_the_store_only_once_archived_and_stay_searchable(server: Any) -> None:
@@ -117,3 +142,44 @@ def test_old_events_leave_the_store_only_once_archived_and_stay_searchable(serve
         ]
         # A second pass finds nothing more to remove.
         assert retention(settings).run_once() == {}
+    # `auditlake query --lake` reads only the lake: every event was archived.
+    config = str(settings.data_dir) + "/auditlake.toml"
+    output = run_cli("query", "--lake", "--tenant", "acme", "--config", config,
+                     "--action", "user.deleted", "--json", "--limit", "500")  # fmt: skip
+    lines = [json.loads(line)["id"] for line in output.splitlines()]
+    assert lines == [i for i in newest_first if int(i[1:]) % 3 == 0]
+
+
+def test_rehydrating_a_window_twice_gives_the_store_of_once(server: Any) -> None:
+    settings, headers, start = server
+    old = events("o", OLD, 30)
+    # The newest journal row always stays (the next seq counts from it): a recent one.
+    with start() as client:
+        for batch in (old, events("r", RECENT, 1)):
+            response = client.post("/v1/events/batch", json={"events": batch}, headers=headers)
+            assert response.status_code == 201, response.text
+    with start() as client:
+        assert retention(settings).run_once() == {"acme": 30}
+    config = str(settings.data_dir) + "/auditlake.toml"
+    window = ["--since", OLD.isoformat(), "--until", (OLD + timedelta(hours=2)).isoformat()]
+    output = run_cli("rehydrate", "--config", config, *window, "--tenant", "acme")
+    assert "18 events read from the lake: 18 rehydrated, 0 already in the store" in output
+    with start() as client:  # the recorder indexes them at start; a search waits for it
+        assert client.get("/v1/events", headers=headers).status_code == 200
+        once = store_contents(settings)
+        assert len(once[0]) == 19
+        output = run_cli("rehydrate", "--config", config, *window)  # every tenant
+        assert "18 rehydrated" not in output and "18 already in the store" in output
+        twice = store_contents(settings)
+        assert twice == once and once[1] == 19
+        # Rehydrated events stay for rehydrated_days, then retention removes them
+        # (once the archiver has passed their new journal rows: at the stop here).
+        assert retention(settings).run_once() == {}
+    later = NOW + timedelta(days=settings.retention.rehydrated_days, hours=1)
+    assert retention(settings).run_once() == {}
+    # All but the newest journal row, which is the last one rehydrated.
+    assert retention(settings, now=later).run_once() == {"acme": 17}
+    with start() as client:
+        ids = [e["id"] for e in client.get("/v1/events", params={"limit": 50},
+                                              headers=headers).json()["data"]]  # fmt: skip
+        assert ids == ["r000", *[e["id"] for e in old][::-1]]  # the lake answers for the rest

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from auditlake.cli import consumers, keys, poll, remote, serve
+from auditlake.cli import consumers, keys, poll, rehydrate, remote, serve
 from auditlake.errors import AuditlakeError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.add_typer(consumers.app, name="consumers")
 app.command("query")(remote.query)
 app.command("export")(remote.export)
 app.command("publish")(remote.publish)
+app.command("rehydrate")(rehydrate.rehydrate)
 
 
 def main() -> None:

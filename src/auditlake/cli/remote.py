@@ -14,6 +14,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
+from auditlake.cli.common import ConfigOption, DataDirOption, settings_from
+from auditlake.config import Settings
 from auditlake.core.event import Event
 from auditlake.errors import InvalidInput, MalformedInput
 
@@ -29,7 +31,15 @@ def _filters(**given: str | None) -> dict[str, str]:
 
 
 def query(
-    api_key: KeyOption,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            help="API key (not with --lake).",
+            envvar="AUDITLAKE_API_KEY",
+            show_default=False,
+        ),
+    ] = None,
     url: UrlOption = "http://127.0.0.1:8080",
     action: Annotated[str | None, typer.Option(help="Exact, or a prefix like user.*")] = None,
     actor_id: Text = None,
@@ -45,8 +55,14 @@ def query(
     limit: Annotated[int, typer.Option(help="At most this many events.")] = 50,
     tenant: Annotated[str | None, typer.Option(help="Another tenant (admin keys).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="NDJSON instead of a table.")] = False,
+    lake: Annotated[
+        bool, typer.Option("--lake", help="Read only the lake (no server; needs --tenant).")
+    ] = False,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
 ) -> None:
-    """Search events on a server: a readable table, or NDJSON with --json."""
+    """Search events on a server (or in the lake with --lake): a readable
+    table, or NDJSON with --json."""
     if limit < 1:
         raise InvalidInput("--limit must be at least 1")
     filters = _filters(
@@ -54,15 +70,46 @@ def query(
         target_type=target_type, outcome=outcome, source=source, since=since, until=until,
         q=q, order=order,
     )  # fmt: skip
+    if lake:
+        if tenant is None:
+            raise InvalidInput("--lake needs --tenant")
+        events = _take(
+            _lake_search(settings_from(config, data_dir=data_dir), tenant, filters), limit
+        )
+        _show(events, as_json)
+        return
+    if not api_key:
+        raise InvalidInput("an API key is needed: --api-key or AUDITLAKE_API_KEY")
     from auditlake.client import Client
 
     with Client(url, api_key) as client:
-        events = _take(client.search(page_size=min(limit, 1000), tenant=tenant, **filters), limit)
-        if as_json:
-            for event in events:
-                sys.stdout.write(msgspec.json.encode(event).decode() + "\n")
-            return
-        _print_table(list(events))
+        _show(
+            _take(client.search(page_size=min(limit, 1000), tenant=tenant, **filters), limit),
+            as_json,
+        )
+
+
+def _show(events: Iterator[Event], as_json: bool) -> None:
+    if as_json:
+        for event in events:
+            sys.stdout.write(msgspec.json.encode(event).decode() + "\n")
+        return
+    _print_table(list(events))
+
+
+def _lake_search(settings: Settings, tenant: str, filters: dict[str, str]) -> Iterator[Event]:
+    """Every matching event of the lake, page by page."""
+    from auditlake.app import lake_objects  # the composition root
+    from auditlake.core.query import parse_query
+    from auditlake.lake.reader import LakeReader
+
+    search = parse_query(tenant, {**filters, "limit": "1000"})
+    reader = LakeReader(lake_objects(settings))
+    page = reader.search(search)
+    yield from page.events
+    while page.next_after is not None:
+        page = reader.search(search, after=page.next_after)
+        yield from page.events
 
 
 def export(
