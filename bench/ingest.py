@@ -35,6 +35,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -363,34 +364,39 @@ async def metric_sums(port: int, key: str) -> dict[str, float]:
     return sums
 
 
-async def drain_archive(port: int, key: str, timeout: float = 300.0) -> float:
-    """Seconds until /metrics reports that the archiver has caught up."""
+async def wait_for(
+    port: int, key: str, path: str, done: Callable[[bytes], bool], every: float, timeout: float
+) -> float:
+    """Seconds until GET `path` answers a body that `done` accepts (or the timeout)."""
     conn = await Connection.open(port)
     started = time.perf_counter()
     try:
         while time.perf_counter() - started < timeout:
-            _, text = await conn.request(get("/metrics", key))
-            if ARCHIVER_LAG + b" 0.0" in text or ARCHIVER_LAG not in text:
+            _, body = await conn.request(get(path, key))
+            if done(body):
                 break
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(every)
     finally:
         conn.close()
     return time.perf_counter() - started
+
+
+async def drain_archive(port: int, key: str, timeout: float = 300.0) -> float:
+    """Seconds until /metrics reports that the archiver has caught up."""
+
+    def caught_up(text: bytes) -> bool:
+        return ARCHIVER_LAG + b" 0.0" in text or ARCHIVER_LAG not in text
+
+    return await wait_for(port, key, "/metrics", caught_up, 0.05, timeout)
 
 
 async def drain_index(port: int, key: str, timeout: float = 120.0) -> float:
     """Seconds until /readyz reports no acknowledged-but-unsearchable events."""
-    conn = await Connection.open(port)
-    started = time.perf_counter()
-    try:
-        while time.perf_counter() - started < timeout:
-            _, body = await conn.request(get("/readyz", key))
-            if not msgspec.json.decode(body).get("index_lag_events"):
-                break
-            await asyncio.sleep(0.005)
-    finally:
-        conn.close()
-    return time.perf_counter() - started
+
+    def indexed(body: bytes) -> bool:
+        return not msgspec.json.decode(body).get("index_lag_events")
+
+    return await wait_for(port, key, "/readyz", indexed, 0.005, timeout)
 
 
 # --------------------------------------------------------------------------- phases

@@ -33,7 +33,7 @@ import msgspec
 from auditlake.consumers.state import ConsumerState
 from auditlake.core.event import Event
 from auditlake.errors import AuditlakeError
-from auditlake.sqlite_db import DbConnection, connect, fetch_all, query
+from auditlake.sqlite_db import DbConnection, connect, fetch_all, query, scalar
 
 log = logging.getLogger(__name__)
 _decode = msgspec.json.Decoder(Event).decode
@@ -98,7 +98,7 @@ class ConsumerRunner:
         age so that archiving takes no CPU from ingest and indexing."""
         now = self._now_us() / 1e6
         if now - self._sampled_at >= 1.0:
-            head = int(fetch_all(self._db(), query("journal", "last_seq"))[0][0])
+            head = self._head()
             if self._sampled_at:
                 rate = (head - self._sampled_head) / (now - self._sampled_at)
                 self._busy = rate > self._batch_events
@@ -110,8 +110,7 @@ class ConsumerRunner:
         records = self._records(self._state.cursor(self.name), 1)
         if not records:
             return 0, 0.0
-        head = fetch_all(self._db(), query("journal", "last_seq"))[0][0]
-        return int(head) - records[0][0] + 1, (self._now_us() - records[0][1]) / 1e6
+        return self._head() - records[0][0] + 1, (self._now_us() - records[0][1]) / 1e6
 
     def replay_dead_letters(self) -> tuple[int, int]:
         """Hand the dead-lettered events to the sink again; those it takes are
@@ -181,6 +180,10 @@ class ConsumerRunner:
                     if single.transient:
                         raise
                     self._state.dead_letter(self.name, seq, single.message)
+
+    def _head(self) -> int:
+        """The journal's last seq."""
+        return int(scalar(self._db(), query("journal", "last_seq")))
 
     def _records(self, after: int, limit: int) -> list[Record]:
         rows = fetch_all(self._db(), query("journal", "records_after"), (after, limit))
