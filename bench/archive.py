@@ -13,9 +13,16 @@ In one run:
 (b) size: bytes per event in the lake's Parquet files against the same
     events as NDJSON (the canonical JSON the journal keeps, one per line);
 (c) query: M events (the (a) events repeated with new ids, in time order
-    over `--days`) archived the same way; then DuckDB over the hive-partitioned
-    files, tenant + action + one day, first 50 rows by time: p50 and p99 of R
-    runs.
+    over `--days`) archived the same way; then tenant + action + one day,
+    newest 50 rows first, p50 and p99 of R runs, two ways: DuckDB over the
+    hive-partitioned files (the README's example), and auditlake's own
+    `LakeReader` (what `GET /v1/events` and `auditlake query --lake` use).
+
+With `--busy-hour K`, also (d): K events of one tenant within one hour,
+archived in batches of 10,000 (the default batch) and of 50,000 (the most a
+consumer that is behind takes at once): every flush rewrites the hour's file,
+so the cost of a flush grows with the file; rows/s and the last flush's
+seconds for each.
 """
 
 from __future__ import annotations
@@ -36,10 +43,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from auditlake.consumers.archiver import Archiver
+from auditlake.consumers.runner import CATCH_UP_EVENTS
 from auditlake.core.event import BatchInput, Event
 from auditlake.core.normalize import Limits, Origin, normalize
+from auditlake.core.query import Filters, Query
 from auditlake.lake.layout import arrow_schema, row
 from auditlake.lake.objects import LocalObjects
+from auditlake.lake.reader import LakeReader
 from common import environment, percentile, write_results
 from workload import Workload
 
@@ -53,11 +63,13 @@ def make_events(count: int, seed: int, hours: float) -> list[Event]:
     step = hours * 3600 / count
     events: list[Event] = []
     for _ in range(0, count, 1000):
-        items = [
-            workload.event_json(workload.tenant()) for _ in range(min(1000, count - len(events)))
-        ]
-        for n, item in enumerate(items, start=len(events)):
+        items = []
+        for n in range(len(events), min(len(events) + 1000, count)):
+            pools = workload.tenant()
+            item = workload.event_json(pools)
+            item["tenant"] = pools.name  # a key with the all-tenants scope would send it so
             item["occurred_at"] = (START + timedelta(seconds=n * step)).isoformat()
+            items.append(item)
         batch = msgspec.json.decode(msgspec.json.encode({"events": items}), type=BatchInput)
         origin = Origin("bench", "key:bench", "api", datetime.now(UTC), may_set_tenant=True)
         events += [s.event for s in normalize(batch.events, origin, Limits())]
@@ -100,14 +112,21 @@ def copies(events: list[Event], count: int, days: float) -> Iterator[list[Event]
         ]
 
 
-def query_times(folder: Path, events: list[Event], reps: int, days: float) -> list[float]:
+def probes(events: list[Event], reps: int, days: float) -> list[tuple[Event, datetime]]:
+    """The (tenant and action of an event, day) each query run asks for."""
     rng = random.Random(5)
+    return [
+        (rng.choice(events), (START + timedelta(days=rng.uniform(0, days))).astimezone(UTC))
+        for _ in range(reps)
+    ]
+
+
+def duckdb_times(folder: Path, asks: list[tuple[Event, datetime]]) -> list[float]:
+    """Milliseconds per query, DuckDB over a glob of the whole lake."""
     con = duckdb.connect()
     glob = f"{folder.as_posix()}/**/*.parquet"
     times = []
-    for _ in range(reps):
-        probe = rng.choice(events)
-        day = (START + timedelta(days=rng.uniform(0, days))).astimezone(UTC)
+    for probe, day in asks:
         sql = (
             f"SELECT id, occurred_at FROM read_parquet('{glob}', hive_partitioning = true) "
             "WHERE tenant = ? AND year = ? AND month = ? AND day = ? AND action = ? "
@@ -119,13 +138,56 @@ def query_times(folder: Path, events: list[Event], reps: int, days: float) -> li
     return times
 
 
+def reader_times(folder: Path, asks: list[tuple[Event, datetime]]) -> list[float]:
+    """Milliseconds per query through `LakeReader`, as a search of the API does."""
+    reader = LakeReader(LocalObjects(folder))
+    times = []
+    for probe, day in asks:
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        since = int(start.timestamp() * 1_000_000)
+        filters = Filters(action=probe.action, since_us=since, until_us=since + 86_400_000_000)
+        started = time.perf_counter()
+        reader.search(Query(probe.tenant, filters, order="desc", limit=50))
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def busy_hour(events: list[Event], count: int, folder: Path) -> dict[str, float]:
+    """(d): `count` events of one tenant in one hour, in small and in catch-up batches."""
+    tenant, step = events[0].tenant, 3600 / count
+    figures: dict[str, float] = {}
+    for size in (BATCH, CATCH_UP_EVENTS):
+        archiver, spent, last = Archiver(LocalObjects(folder / str(size))), 0.0, 0.0
+        for at in range(0, count, size):
+            batch = [
+                msgspec.structs.replace(
+                    events[n % len(events)],
+                    id=f"h{n}",
+                    tenant=tenant,
+                    occurred_at=START + timedelta(seconds=n * step),
+                )
+                for n in range(at, min(count, at + size))
+            ]
+            started = time.perf_counter()
+            archiver.write(batch)
+            last = time.perf_counter() - started
+            spent += last
+        figures |= {f"busy_hour_{size}_rows_per_s": count / spent, f"busy_hour_{size}_last_s": last}
+        print(
+            f"(d) {count:,} events in one tenant's hour, batches of {size:,}: "
+            f"{count / spent:,.0f} rows/s, last flush {last:.2f} s"
+        )
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--query-events", type=int, default=1_000_000)
+    parser.add_argument("--query-events", type=int, default=10_000_000)
     parser.add_argument("--reps", type=int, default=100)
     parser.add_argument("--hours", type=float, default=2.0, help="time span of (a)")
     parser.add_argument("--days", type=float, default=10.0, help="time span of (c)")
+    parser.add_argument("--busy-hour", type=int, default=0, help="events of (d); 0: no (d)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="auditlake-bench-archive-"))
     figures: dict[str, Any] = {"benchmark": "archive", **environment(), **vars(args)}
@@ -154,12 +216,17 @@ def main() -> None:
         print(f"(c) archiving {args.query_events:,} events for the query...")
         query_seconds = archive(copies(events, args.query_events, args.days), folder / "query")
         figures["query_archive_rows_per_s"] = args.query_events / query_seconds
-        times = query_times(folder / "query", events, args.reps, args.days)
-        figures |= {"query_p50_ms": percentile(times, 50), "query_p99_ms": percentile(times, 99)}
-        print(
-            f"(c) tenant + action + one day over {args.query_events:,} events: "
-            f"p50 {figures['query_p50_ms']:.1f} ms, p99 {figures['query_p99_ms']:.1f} ms"
-        )
+        asks = probes(events, args.reps, args.days)
+        for name, measure in (("query", duckdb_times), ("reader_query", reader_times)):
+            times = measure(folder / "query", asks)
+            p50, p99 = percentile(times, 50), percentile(times, 99)
+            figures |= {f"{name}_p50_ms": p50, f"{name}_p99_ms": p99}
+            print(
+                f"(c) {name}: tenant + action + one day over {args.query_events:,} events: "
+                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+            )
+        if args.busy_hour:
+            figures |= busy_hour(events, args.busy_hour, folder / "busy")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"figures written to {write_results('archive', figures)}")

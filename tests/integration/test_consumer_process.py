@@ -64,7 +64,9 @@ def test_the_child_archives_restarts_when_killed_and_flushes_on_stop(tmp_path: P
         # Fewer than a batch, and young: only the flush at stop writes them.
         last = ["c00", "c01", "c02"]
         append(journal, last)
-        assert consumers.runners[0].lag()[0] == 3
+        # The cursor moves just after the lake write that `archived` saw.
+        wait_for(lambda: consumers.runners[0].lag()[0] == 3)
+        assert archived(settings) == first + second
     finally:
         journal.close()
         consumers.stop()

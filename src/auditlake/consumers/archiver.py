@@ -31,9 +31,13 @@ class Archiver:
 
     def write(self, events: list[Event]) -> None:
         """Merge `events` into their partitions; durable on return."""
-        by_partition: dict[str, list[Event]] = defaultdict(list)
-        for event in events:
-            by_partition[partition_path(event.tenant, event.occurred_at)].append(event)
+        by_hour: dict[tuple[str, float], list[Event]] = defaultdict(list)
+        for event in events:  # a cheap key per event; the path once per partition
+            by_hour[event.tenant, event.occurred_at.timestamp() // 3600].append(event)
+        by_partition = {
+            partition_path(tenant, group[0].occurred_at): group
+            for (tenant, _hour), group in by_hour.items()
+        }
         for path in sorted(by_partition):
             self._merge_into(path, by_partition[path])
 

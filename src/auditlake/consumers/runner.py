@@ -15,8 +15,12 @@ Lifecycle contract of a `Sink`:
 A batch is flushed when `batch_events` are waiting or the oldest waiting
 event was received `batch_seconds` ago; during a burst (the journal growing
 by more than `batch_events` per second) only the age counts, so a burst is
-archived after it, within `batch_seconds`. At most one batch is in flight:
-the journal is the buffer, so backpressure is simply the cursor's lag.
+archived after it, within `batch_seconds`. A flush takes everything waiting,
+up to `catch_up_events`: a consumer that is behind writes fewer, larger
+batches, which matters to a sink whose cost per batch grows with what it
+already holds (the archiver rewrites each hour's file it touches). At most
+one batch is in flight: the journal is the buffer, so backpressure is simply
+the cursor's lag.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from auditlake.sqlite_db import DbConnection, connect, fetch_all, query, scalar
 log = logging.getLogger(__name__)
 _decode = msgspec.json.Decoder(Event).decode
 Record = tuple[int, int, bytes]  # seq, received_us, body
+# The most events one flush takes when more are waiting (about 150 MB decoded).
+CATCH_UP_EVENTS = 50_000
 
 
 class Sink(Protocol):
@@ -60,6 +66,7 @@ class ConsumerRunner:
         *,
         batch_events: int = 10_000,
         batch_seconds: float = 60.0,
+        catch_up_events: int = CATCH_UP_EVENTS,
         poll_seconds: float = 0.5,
         max_backoff: float = 30.0,
         now_us: Callable[[], int] = lambda: time.time_ns() // 1000,
@@ -70,6 +77,7 @@ class ConsumerRunner:
         self._state = state
         self._batch_events = batch_events
         self._batch_us = int(batch_seconds * 1_000_000)
+        self._flush_limit = max(batch_events, catch_up_events)
         self._poll = poll_seconds
         self._max_backoff = max_backoff
         self._now_us = now_us
@@ -81,13 +89,15 @@ class ConsumerRunner:
     def step(self, *, flush: bool = False) -> int:
         """Write one batch if one is due (or any waiting events, with `flush`);
         returns how many events it handled."""
-        records = self._records(self._state.cursor(self.name), self._batch_events)
-        if not records:
+        cursor = self._state.cursor(self.name)
+        oldest = self._records(cursor, 1)
+        if not oldest:
             return 0
-        full = len(records) >= self._batch_events
-        old = self._now_us() - records[0][1] >= self._batch_us
+        full = self._head() - oldest[0][0] + 1 >= self._batch_events
+        old = self._now_us() - oldest[0][1] >= self._batch_us
         if not (flush or old or (full and not self._ingest_busy())):
             return 0
+        records = self._records(cursor, self._flush_limit)
         self._write(records)
         self._state.advance(self.name, records[-1][0])
         return len(records)
