@@ -166,7 +166,7 @@ def merge(existing: bytes | None, events: list[Event]) -> tuple[bytes, int]:
     fresh = _unique_by_id(events)
     new = _table(fresh)
     if existing is not None:
-        old = _read_table(existing)
+        old = read_table(existing)
         new = new.filter(pc.invert(pc.is_in(new["id"], value_set=old["id"])))
         if new.num_rows == 0:
             return existing, 0
@@ -188,20 +188,23 @@ def _unique_by_id(events: list[Event]) -> list[Event]:
     return unique
 
 
-def _read_table(data: bytes) -> pa.Table:
+def read_table(data: bytes, columns: tuple[str, ...] | None = None) -> pa.Table:
+    """A lake file as an Arrow table of the current schema (or of `columns` of it)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     # ParquetFile reads one file without the dataset machinery of read_table
     # (about half the time for a small partition).
-    table = pq.ParquetFile(pa.BufferReader(data)).read()
+    table = pq.ParquetFile(pa.BufferReader(data)).read(columns=columns)
     schema = arrow_schema()
+    if columns is not None:
+        schema = pa.schema([schema.field(name) for name in columns])
     return table if table.schema.equals(schema) else table.cast(schema)
 
 
 def read_rows(data: bytes) -> list[dict[str, Any]]:
     """The rows of a lake file, as `row()` makes them."""
-    return [_aware(r) for r in _read_table(data).to_pylist()]
+    return [_aware(r) for r in read_table(data).to_pylist()]
 
 
 def _parquet_bytes(table: pa.Table) -> bytes:

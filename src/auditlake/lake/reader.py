@@ -6,11 +6,11 @@ file, and one that needs no journal sequence number (the hot store's
 `Position`), which the lake does not keep. A search lists the tenant's
 partitions, drops the hours that cannot hold a match (outside the time
 filters, the hot store's boundary or the page's resume point), and walks the
-rest in the query's order, one file at a time, until it has one row more
-than the page needs: so a page reads as few files as the filters allow, and
-knows whether another page exists.
+rest in the query's order, in groups of 1, 2, 4, ... files, until it has
+one row more than the page needs: so a page reads few files more than the
+filters need, and knows whether another page exists.
 
-Inside a file DuckDB applies the filters to the Arrow table, with bound
+Over a group's files DuckDB applies the filters to one Arrow table, with bound
 parameters only. The `q` words are checked in Python with the reference test
 of `core.query.matches`, on events rebuilt from the candidate rows, so `q`
 means exactly what it means in every other backend.
@@ -30,7 +30,7 @@ import msgspec
 from auditlake.core.event import Event, to_micros
 from auditlake.core.query import WORD, Filters, Query, invalid_param, matches
 from auditlake.errors import InvalidInput
-from auditlake.lake.layout import FILE_NAME, arrow_schema, event_from_row
+from auditlake.lake.layout import FILE_NAME, event_from_row, read_table
 
 if TYPE_CHECKING:
     import duckdb
@@ -50,6 +50,10 @@ _ROW = "_lake_row"
 # Rows rebuilt into events at a time when `q` is checked in Python: a page
 # that fills early never rebuilds the rest of a busy hour.
 _Q_CHUNK = 512
+# A search reads the hours in groups of 1, 2, 4, ... files, one DuckDB query
+# per group: a page that fills in the first hour reads one file, and a sparse
+# filter does not pay a query per file.
+_MAX_GROUP = 16
 
 
 class LakePosition(msgspec.Struct, frozen=True, array_like=True):
@@ -127,10 +131,11 @@ class LakeReader:
         wanted = query.limit + 1  # one more than the page: tells if another page exists
         found: list[Event] = []
         with self._cursor() as con:
-            for hour in hours:
-                found += self._search_hour(con, hour.path, sql, params, q, wanted - len(found))
-                if len(found) >= wanted:
-                    break
+            at, size = 0, 1
+            while at < len(hours) and len(found) < wanted:
+                group = hours[at : at + size]
+                found += self._search_hours(con, group, sql, params, q, wanted - len(found))
+                at, size = at + size, min(size * 2, _MAX_GROUP)
         return _page(found, query.limit)
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
@@ -152,20 +157,24 @@ class LakeReader:
                 hours.append(_Hour(start, path))
         return sorted(hours, key=lambda h: h.start_us)
 
-    def _search_hour(
+    def _search_hours(
         self,
         con: duckdb.DuckDBPyConnection,
-        path: str,
+        hours: list[_Hour],
         sql: str,
         params: list[object],
         q: str | None,
         room: int,
     ) -> list[Event]:
-        """Up to `room` matching events of one partition file, in order."""
-        stored = self.objects.get(path)
-        if stored is None:
-            return []  # removed since the listing: its rows are not in the lake now
-        table = _table(stored[0])
+        """Up to `room` matching events of some partition files, in order."""
+        tables = []
+        for hour in hours:
+            stored = self.objects.get(hour.path)
+            if stored is not None:  # else removed since the listing: not in the lake now
+                tables.append(read_table(stored[0]))
+        if not tables:
+            return []
+        table = _numbered(tables)
         con.register(_TABLE, table)
         try:
             if q is None:
@@ -257,12 +266,11 @@ def _conditions(filters: Filters, before_us: int | None) -> tuple[list[str], lis
     return [sql for sql, _ in wanted], [value for _, value in wanted]
 
 
-def _table(data: bytes) -> pa.Table:
-    """A lake file as an Arrow table in the current schema, with row numbers."""
+def _numbered(tables: list[pa.Table]) -> pa.Table:
+    """Partition files' tables as one, with row numbers."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    table = pq.read_table(pa.BufferReader(data)).cast(arrow_schema())
+    table = pa.concat_tables(tables)
     return table.append_column(_ROW, pa.array(range(table.num_rows), pa.int64()))
 
 
