@@ -77,6 +77,12 @@ def test_partitions_by_tenant_and_hour_readable_by_duckdb(setup: Any) -> None:
         "hive_partitioning = true) GROUP BY ALL ORDER BY ALL"
     ).fetchall()
     assert counted == [("acme", 10, 3), ("acme", 11, 2), ("globex", 10, 1)]
+    # The README's form: the tenant's day folder named in the path.
+    day = f"{lake}/tenant=acme/year=2026/month=11/day=20/*/*.parquet"
+    by_day = duckdb.sql(
+        f"SELECT tenant, count(*) FROM read_parquet('{day}', hive_partitioning = true) GROUP BY 1"
+    ).fetchall()
+    assert by_day == [("acme", 5)]
 
 
 def test_redelivery_and_late_events_leave_each_event_once_in_its_hour(setup: Any) -> None:
