@@ -99,7 +99,7 @@ def build_retention(settings: Settings, consumers: ConsumerProcess) -> Retention
         settings.store_path,
         settings.journal_path,
         settings.retention,
-        archived=lambda: consumers.cursor(ARCHIVER),
+        archived=lambda: consumers.output_through(ARCHIVER),
     )
     return RetentionRunner(retention, settings.retention.every_seconds)
 

@@ -17,7 +17,7 @@ from auditlake.consumers.runner import ConsumerRunner
 from auditlake.consumers.state import ConsumerState
 from auditlake.core.event import Event, EventInput
 from auditlake.core.normalize import Limits, Origin, normalize
-from auditlake.errors import AuditlakeError, Unavailable
+from auditlake.errors import AuditlakeError, ConfigError, Unavailable
 from auditlake.journal.sqlite import SqliteJournal
 from auditlake.lake.layout import read_rows
 from auditlake.lake.objects import LocalObjects
@@ -140,14 +140,21 @@ def test_a_batch_waits_for_its_size_or_its_age(setup: Any) -> None:
 
 
 class FlakySink:
-    def __init__(self, poison: str | None = None, transient: bool = False) -> None:
+    def __init__(
+        self, poison: str | None = None, transient: bool = False, misconfigured: bool = False
+    ) -> None:
         self.poison = poison
         self.transient = transient
+        self.misconfigured = misconfigured
         self.written: list[str] = []
+        self.calls = 0
 
     def write(self, events: list[Event]) -> None:
+        self.calls += 1
         if self.transient:
             raise Unavailable("the bucket is unreachable")
+        if self.misconfigured:
+            raise ConfigError("S3 put failed: PermissionDeniedError (HTTP 403)")
         if any(e.id == self.poison for e in events):
             raise AuditlakeError(f"cannot archive {self.poison}")
         self.written += [e.id for e in events]
@@ -164,12 +171,26 @@ def test_a_permanent_failure_dead_letters_only_its_event(setup: Any) -> None:
     assert state.cursor("archiver") == 3
 
 
-def test_a_transient_failure_keeps_the_cursor(setup: Any) -> None:
+def test_a_transient_failure_or_a_wrong_setup_keeps_the_cursor(setup: Any) -> None:
     journal, state, _objects, _tmp = setup
-    append(journal, "acme", ["t1"], HOUR)
+    append(journal, "acme", ["t1", "t2"], HOUR)
     with pytest.raises(Unavailable):
         runner(setup, FlakySink(transient=True)).step(flush=True)
+    with pytest.raises(ConfigError):  # denied access is no fault of the events
+        runner(setup, FlakySink(misconfigured=True)).step(flush=True)
     assert state.cursor("archiver") == 0 and state.dead_letters("archiver") == []
+
+
+def test_a_poison_event_is_found_by_halving_the_batch(setup: Any) -> None:
+    journal, state, _objects, _tmp = setup
+    ids = [f"h{n:02d}" for n in range(32)]
+    append(journal, "acme", ids, HOUR)
+    sink = FlakySink(poison="h21")
+    assert runner(setup, sink).step(flush=True) == 32
+    assert sink.written == [i for i in ids if i != "h21"]
+    assert [letter.seq for letter in state.dead_letters("archiver")] == [22]
+    assert state.output_through("archiver") == 21 and state.cursor("archiver") == 32
+    assert sink.calls <= 1 + 2 * 5  # halving 32 down to 1: two writes per level
 
 
 def test_the_thread_flushes_on_stop(setup: Any) -> None:

@@ -90,7 +90,8 @@ def retention(settings: Settings, now: datetime | None = None) -> SqliteRetentio
     moment = now or datetime.now(UTC)
     return SqliteRetention(
         settings.store_path, settings.journal_path, settings.retention,
-        archived=lambda: state.cursor(ARCHIVER), now_us=lambda: int(moment.timestamp() * 1e6),
+        archived=lambda: state.output_through(ARCHIVER),
+        now_us=lambda: int(moment.timestamp() * 1e6),
     )  # fmt: skip
 
 
@@ -113,6 +114,22 @@ def run_cli(*args: str) -> str:
     result = CliRunner().invoke(cli, list(args))
     assert result.exit_code == 0, result.output
     return result.output
+
+
+def test_nothing_from_the_archivers_first_dead_letter_on_leaves_the_store(server: Any) -> None:
+    settings, headers, start = server
+    with start() as client:  # stopping flushes the archiver: all 10 are archived
+        response = client.post("/v1/events/batch", json={"events": events("o", OLD, 10)},
+                               headers=headers)  # fmt: skip
+        assert response.status_code == 201, response.text
+    conn = connect(settings.journal_path)
+    seq = int(scalar(conn, "SELECT seq FROM events WHERE id = 'o004'"))
+    conn.close()
+    state = ConsumerState(settings.consumers_path)
+    state.dead_letter(ARCHIVER, seq, "the archiver could not write it")
+    state.close()
+    assert retention(settings).run_once() == {"acme": 4}  # o000 - o003 only
+    assert [row[1] for row in store_contents(settings)[0]] == [f"o{n:03d}" for n in range(4, 10)]
 
 
 def test_old_events_leave_the_store_only_once_archived_and_stay_searchable(server: Any) -> None:

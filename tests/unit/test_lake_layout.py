@@ -61,3 +61,14 @@ def test_merge_keeps_each_id_once_sorted_by_time_with_typed_columns() -> None:
 def test_merging_only_known_ids_adds_nothing() -> None:
     data, _ = merge(None, [event("e1")])
     assert merge(data, [event("e1")])[1] == 0
+
+
+def test_a_merge_into_a_file_of_another_schema_version_writes_the_current_one() -> None:
+    data, _ = merge(None, [event("e1")])
+    table = pq.read_table(io.BytesIO(data))
+    older = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata({"auditlake.schema_version": "0"}), older)
+    merged, added = merge(older.getvalue(), [event("e2")])
+    assert added == 1 and [r["id"] for r in read_rows(merged)] == ["e1", "e2"]
+    schema = pq.ParquetFile(io.BytesIO(merged)).schema_arrow
+    assert schema.metadata[b"auditlake.schema_version"] == SCHEMA_VERSION.encode()

@@ -409,3 +409,39 @@ def test_an_empty_lake_has_nothing(tmp_path: Path) -> None:
     reader = LakeReader(LocalObjects(tmp_path / "none"))
     assert reader.search(q(q="ada")) == LakePage([], None)
     assert reader.search(q(), before_us=us(T)) == LakePage([], None)
+
+
+class VanishingObjects(CountingObjects):
+    """Counts reads; some files are removed between the listing and the read."""
+
+    def __init__(self, inner: ObjectStore, gone: set[str]) -> None:
+        super().__init__(inner)
+        self.gone = gone
+
+    def get(self, path: str) -> tuple[bytes, str] | None:
+        self.gets.append(path)
+        return None if path in self.gone else self.inner.get(path)
+
+
+def test_a_sparse_search_reads_hours_in_growing_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hours = [event(f"h{n:02d}", T + n * HOUR, action="rare" if n in (3, 30) else "common")
+             for n in range(40)]  # fmt: skip
+    objects = LocalObjects(tmp_path / "lake")
+    Archiver(objects).write(hours)
+    gone = {p for p in objects.list("") if "hour=13/" in p and "day=21" in p}  # h27
+    counting = VanishingObjects(objects, gone)
+    reader = LakeReader(counting)
+    found = page_through(reader, q(action="rare", order="asc", limit=1))
+    assert [e.id for e in found] == ["h03", "h30"]
+    everything = page_through(reader, q(order="asc", limit=5))
+    assert [e.id for e in everything] == [e.id for e in hours if e.id != "h27"]
+    counting.gets.clear()
+    reader.search(q(action="common", limit=1))  # needs 2 rows: h39, then h38 and h37
+    assert len(counting.gets) == 3
+    # Groups that stop at a number of rows (here 3 files) give the same pages.
+    monkeypatch.setattr("auditlake.lake.reader._MAX_GROUP_ROWS", 3)
+    assert [e.id for e in page_through(reader, q(action="rare", limit=1))] == ["h30", "h03"]
+    expected = [e.id for e in reversed(hours) if e.id != "h27"]
+    assert [e.id for e in page_through(reader, q(limit=4))] == expected

@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
-from auditlake.core.event import Event
+from auditlake.core.event import Event, to_micros
 from auditlake.errors import Unavailable
-from auditlake.lake.layout import merge, partition_path
+from auditlake.lake.layout import HOUR_US, merge, partition_path
 from auditlake.lake.objects import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -31,9 +31,9 @@ class Archiver:
 
     def write(self, events: list[Event]) -> None:
         """Merge `events` into their partitions; durable on return."""
-        by_hour: dict[tuple[str, float], list[Event]] = defaultdict(list)
+        by_hour: dict[tuple[str, int], list[Event]] = defaultdict(list)
         for event in events:  # a cheap key per event; the path once per partition
-            by_hour[event.tenant, event.occurred_at.timestamp() // 3600].append(event)
+            by_hour[event.tenant, to_micros(event.occurred_at) // HOUR_US].append(event)
         by_partition = {
             partition_path(tenant, group[0].occurred_at): group
             for (tenant, _hour), group in by_hour.items()

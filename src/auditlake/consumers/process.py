@@ -57,9 +57,9 @@ class ConsumerProcess:
         self._supervisor = threading.Thread(target=self._supervise, name="consumers", daemon=True)
         self._supervisor.start()
 
-    def cursor(self, consumer: str) -> int:
-        """The last journal seq `consumer` has made durable."""
-        return self._group.state.cursor(consumer)
+    def output_through(self, consumer: str) -> int:
+        """The last journal seq up to which `consumer`'s output has every event."""
+        return self._group.state.output_through(consumer)
 
     def healthy(self) -> bool:
         """False once the supervisor has stopped (stopped, or given up)."""

@@ -7,20 +7,23 @@ Lifecycle contract of a `Sink`:
 - `write(events)` makes its output for every event durable before it
   returns, idempotently by `(tenant, id)`: the same events written twice
   (after a crash between the output and the cursor) leave the same output.
-- It raises a transient `AuditlakeError` when retrying may help (the runner
-  retries the batch with capped exponential backoff), or a permanent one; a
-  permanent error is narrowed down to the events that cause it, which go to
-  the dead-letter table with the reason while the others are written.
+- It raises a transient `AuditlakeError` when retrying may help, or a
+  `ConfigError` when its setup is wrong (a missing bucket, denied access):
+  the runner retries the batch with capped exponential backoff, so the
+  consumer waits, its lag growing in /metrics, until the setup is fixed.
+  Any other `AuditlakeError` is permanent and blamed on events: the batch is
+  halved until the events that cause it are alone; those go to the
+  dead-letter table with the reason while the others are written.
 
 A batch is flushed when `batch_events` are waiting or the oldest waiting
 event was received `batch_seconds` ago; during a burst (the journal growing
 by more than `batch_events` per second) only the age counts, so a burst is
 archived after it, within `batch_seconds`. A flush takes everything waiting,
-up to `catch_up_events`: a consumer that is behind writes fewer, larger
-batches, which matters to a sink whose cost per batch grows with what it
-already holds (the archiver rewrites each hour's file it touches). At most
-one batch is in flight: the journal is the buffer, so backpressure is simply
-the cursor's lag.
+up to `catch_up_events` (or `batch_events`, if larger): a consumer that is
+behind writes fewer, larger batches, which matters to a sink whose cost per
+batch grows with what it already holds (the archiver rewrites each hour's
+file it touches). At most one batch is in flight: the journal is the buffer,
+so backpressure is simply the cursor's lag.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import msgspec
 
 from auditlake.consumers.state import ConsumerState
 from auditlake.core.event import Event
-from auditlake.errors import AuditlakeError
+from auditlake.errors import AuditlakeError, ConfigError
 from auditlake.sqlite_db import DbConnection, connect, fetch_all, query, scalar
 
 log = logging.getLogger(__name__)
@@ -175,21 +178,24 @@ class ConsumerRunner:
                 self._stopping.wait(wait)
 
     def _write(self, records: list[Record]) -> None:
-        """Write a batch; on a permanent error, write event by event and
-        dead-letter the ones that fail."""
-        events = [_decode(body) for _seq, _received, body in records]
+        """Write a batch, dead-lettering the events a permanent error is about."""
+        self._write_or_split([r[0] for r in records], [_decode(r[2]) for r in records])
+
+    def _write_or_split(self, seqs: list[int], events: list[Event]) -> None:
+        """On a permanent error, write each half alone, down to single events
+        that are dead-lettered: a poison event costs about log2(n) writes of
+        its neighbours, not one write per event of the batch."""
         try:
             self._sink.write(events)
         except AuditlakeError as exc:
-            if exc.transient:
+            if exc.transient or isinstance(exc, ConfigError):
                 raise
-            for (seq, _received, _body), event in zip(records, events, strict=True):
-                try:
-                    self._sink.write([event])
-                except AuditlakeError as single:
-                    if single.transient:
-                        raise
-                    self._state.dead_letter(self.name, seq, single.message)
+            if len(events) == 1:
+                self._state.dead_letter(self.name, seqs[0], exc.message)
+                return
+            half = len(events) // 2
+            self._write_or_split(seqs[:half], events[:half])
+            self._write_or_split(seqs[half:], events[half:])
 
     def _head(self) -> int:
         """The journal's last seq."""

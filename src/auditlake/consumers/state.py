@@ -34,6 +34,14 @@ class ConsumerState:
             seq = scalar(self._conn, query("consumers", "get_cursor"), (consumer,))
         return 0 if seq is None else int(seq)
 
+    def output_through(self, consumer: str) -> int:
+        """The last journal seq up to which every event has `consumer`'s output:
+        its cursor, or just before its first dead letter (which has none)."""
+        with self._lock:
+            first = scalar(self._conn, query("consumers", "first_dead_letter"), (consumer,))
+        cursor = self.cursor(consumer)
+        return cursor if first is None else min(cursor, int(first) - 1)
+
     def advance(self, consumer: str, seq: int) -> None:
         """Move the cursor to `seq`; never backwards (durable on return)."""
         with self._lock:

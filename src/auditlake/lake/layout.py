@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = "1"
 FILE_NAME = "events.parquet"
+HOUR_US = 3_600_000_000  # a partition's span
 _json = msgspec.json.encode
 _unjson = msgspec.json.decode
 
@@ -188,18 +189,16 @@ def _unique_by_id(events: list[Event]) -> list[Event]:
     return unique
 
 
-def read_table(data: bytes, columns: tuple[str, ...] | None = None) -> pa.Table:
-    """A lake file as an Arrow table of the current schema (or of `columns` of it)."""
+def read_table(data: bytes) -> pa.Table:
+    """A lake file as an Arrow table of the current schema and version."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     # ParquetFile reads one file without the dataset machinery of read_table
     # (about half the time for a small partition).
-    table = pq.ParquetFile(pa.BufferReader(data)).read(columns=columns)
+    table = pq.ParquetFile(pa.BufferReader(data)).read()
     schema = arrow_schema()
-    if columns is not None:
-        schema = pa.schema([schema.field(name) for name in columns])
-    return table if table.schema.equals(schema) else table.cast(schema)
+    return table if table.schema.equals(schema, check_metadata=True) else table.cast(schema)
 
 
 def read_rows(data: bytes) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ import msgspec
 from auditlake.core.event import Event, to_micros
 from auditlake.core.query import WORD, Filters, Query, invalid_param, matches
 from auditlake.errors import InvalidInput
-from auditlake.lake.layout import FILE_NAME, event_from_row, read_table
+from auditlake.lake.layout import FILE_NAME, HOUR_US, event_from_row, read_table
 
 if TYPE_CHECKING:
     import duckdb
@@ -38,13 +38,12 @@ if TYPE_CHECKING:
 
     from auditlake.lake.objects import ObjectStore
 
-HOUR_US = 3_600_000_000
 # The part of a partition path below `tenant=<quoted>/` (see layout.partition_path).
 _HOUR_PATH = re.compile(
     r"year=(\d{4})/month=(\d{2})/day=(\d{2})/hour=(\d{2})/" + re.escape(FILE_NAME)
 )
 _TABLE = "lake_hour"
-# A column added to each file's table so DuckDB answers with row numbers and
+# A column added to each group's table so DuckDB answers with row numbers and
 # the rows themselves come from pyarrow (exact types, no timezone round trip).
 _ROW = "_lake_row"
 # Rows rebuilt into events at a time when `q` is checked in Python: a page
@@ -52,8 +51,10 @@ _ROW = "_lake_row"
 _Q_CHUNK = 512
 # A search reads the hours in groups of 1, 2, 4, ... files, one DuckDB query
 # per group: a page that fills in the first hour reads one file, and a sparse
-# filter does not pay a query per file.
-_MAX_GROUP = 16
+# filter does not pay a query per file. A group stops growing at 16 files or
+# once it holds 200,000 rows (a few hundred MB decoded), whichever is first.
+_MAX_GROUP_FILES = 16
+_MAX_GROUP_ROWS = 200_000
 
 
 class LakePosition(msgspec.Struct, frozen=True, array_like=True):
@@ -133,9 +134,10 @@ class LakeReader:
         with self._cursor() as con:
             at, size = 0, 1
             while at < len(hours) and len(found) < wanted:
-                group = hours[at : at + size]
-                found += self._search_hours(con, group, sql, params, q, wanted - len(found))
-                at, size = at + size, min(size * 2, _MAX_GROUP)
+                tables, at = self._read_group(hours, at, size)
+                if tables:
+                    found += _search(con, _numbered(tables), sql, params, q, wanted - len(found))
+                size = min(size * 2, _MAX_GROUP_FILES)
         return _page(found, query.limit)
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
@@ -157,36 +159,41 @@ class LakeReader:
                 hours.append(_Hour(start, path))
         return sorted(hours, key=lambda h: h.start_us)
 
-    def _search_hours(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        hours: list[_Hour],
-        sql: str,
-        params: list[object],
-        q: str | None,
-        room: int,
-    ) -> list[Event]:
-        """Up to `room` matching events of some partition files, in order."""
-        tables = []
-        for hour in hours:
-            stored = self.objects.get(hour.path)
+    def _read_group(self, hours: list[_Hour], at: int, size: int) -> tuple[list[pa.Table], int]:
+        """The tables of up to `size` files from `hours[at]` on, fewer once
+        they hold `_MAX_GROUP_ROWS` rows; and where the next group starts."""
+        tables: list[pa.Table] = []
+        rows = 0
+        while at < len(hours) and len(tables) < size and rows < _MAX_GROUP_ROWS:
+            stored = self.objects.get(hours[at].path)
+            at += 1
             if stored is not None:  # else removed since the listing: not in the lake now
                 tables.append(read_table(stored[0]))
-        if not tables:
-            return []
-        table = _numbered(tables)
-        con.register(_TABLE, table)
-        try:
-            if q is None:
-                picked = con.execute(sql + " LIMIT ?", [*params, room]).fetchall()
-            else:  # the word test runs in Python, so any candidate may be needed
-                picked = con.execute(sql, params).fetchall()
-        finally:
-            con.unregister(_TABLE)
-        rows = [int(i) for (i,) in picked]
+                rows += tables[-1].num_rows
+        return tables, at
+
+
+def _search(
+    con: duckdb.DuckDBPyConnection,
+    table: pa.Table,
+    sql: str,
+    params: list[object],
+    q: str | None,
+    room: int,
+) -> list[Event]:
+    """Up to `room` matching events of `table` (numbered rows), in order."""
+    con.register(_TABLE, table)
+    try:
         if q is None:
-            return _events(table, rows)
-        return _with_words(table, rows, q, room)
+            picked = con.execute(sql + " LIMIT ?", [*params, room]).fetchall()
+        else:  # the word test runs in Python, so any candidate may be needed
+            picked = con.execute(sql, params).fetchall()
+    finally:
+        con.unregister(_TABLE)
+    rows = [int(i) for (i,) in picked]
+    if q is None:
+        return _events(table, rows)
+    return _with_words(table, rows, q, room)
 
 
 def _window(query: Query, after: LakePosition | None, before_us: int | None) -> _Window:
@@ -222,7 +229,7 @@ def _hour_start(rest: str) -> int | None:
 def _select(
     query: Query, after: LakePosition | None, before_us: int | None
 ) -> tuple[str, list[object]]:
-    """The row numbers of one file's matches in the query's order, with the
+    """The row numbers of a group's matches in the query's order, with the
     values to bind. Every user value is a parameter, never SQL text."""
     conditions, params = _conditions(query.filters, before_us)
     conditions.append("tenant = ?")  # a misplaced file must not leak another tenant

@@ -1,6 +1,7 @@
 """Retention of the embedded hot store: events older than their tenant's
 retention leave the journal and the search index, but only once the lake has
-them (the archiver's cursor is past them) and the recorder has indexed them,
+them (the archiver's cursor is past them and no dead letter of the archiver
+comes before them) and the recorder has indexed them,
 and never the newest journal row (its seq is where the next append counts
 from). Rehydrated events stay until their `kept_until` time.
 
