@@ -134,6 +134,7 @@ class Server:
     port: int = 0
     key: str = ""
     process: subprocess.Popen[bytes] | None = None
+    scopes: tuple[str, ...] = ("ingest", "read")
 
     def start(self) -> None:
         self.port = _free_port()
@@ -144,10 +145,7 @@ class Server:
                 "create",
                 "--tenant",
                 "bench",
-                "--scope",
-                "ingest",
-                "--scope",
-                "read",
+                *(arg for scope in self.scopes for arg in ("--scope", scope)),
                 "--data-dir",
                 str(self.data_dir),
             ],
