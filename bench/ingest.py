@@ -135,6 +135,7 @@ class Server:
     key: str = ""
     process: subprocess.Popen[bytes] | None = None
     scopes: tuple[str, ...] = ("ingest", "read")
+    settings: dict[str, str] = field(default_factory=dict)  # AUDITLAKE_* variables
 
     def start(self) -> None:
         self.port = _free_port()
@@ -167,6 +168,7 @@ class Server:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **self.settings},
         )
 
     async def wait_ready(self, timeout: float = 30.0) -> None:

@@ -9,6 +9,8 @@ schedule of R events/s over 8 connections (when the server acknowledges
 fewer, the load takes longer than S). Every 2 s the archiver's lag
 (events and seconds behind the journal) is read from /metrics. After the
 load, the run waits (at most 5 minutes) until the archiver has caught up.
+With `--lake-off-too`, each rate runs a second time on a server without the
+lake, for the ratio of the two in the same run.
 
 Per rate it prints the acknowledged rate, the archiver's worst lag in the
 second half of the load and its lag at the end, the catch-up time, and the
@@ -116,10 +118,11 @@ async def sample_lag(server: Server, samples: list[tuple[float, float, float]]) 
         conn.close()
 
 
-async def one_rate(rate: float, seconds: float, bodies: list[bytes]) -> dict[str, Any]:
+async def one_rate(rate: float, seconds: float, bodies: list[bytes], lake: bool) -> dict[str, Any]:
     """A fresh server, the paced load at `rate`, and the archiver's lag throughout."""
     data_dir = Path(tempfile.mkdtemp(prefix="auditlake-bench-sustained-"))
-    server = Server(data_dir, scopes=("ingest", "read", "admin"))
+    settings = {} if lake else {"AUDITLAKE_LAKE__ENABLED": "false"}
+    server = Server(data_dir, scopes=("ingest", "read", "admin"), settings=settings)
     server.start()
     try:
         await server.wait_ready()
@@ -139,6 +142,7 @@ async def one_rate(rate: float, seconds: float, bodies: list[bytes]) -> dict[str
     own, recorder = (cpu_load[i] - cpu_before[i] for i in (0, 1))
     return {
         "rate": rate,
+        "lake": lake,
         **load,
         "worst_lag_events": max(s[1] for s in second_half),
         "worst_lag_s": max(s[2] for s in second_half),
@@ -155,12 +159,30 @@ async def one_rate(rate: float, seconds: float, bodies: list[bytes]) -> dict[str
 
 def report(result: dict[str, Any]) -> None:
     print(
-        f"{result['rate']:>8,.0f}{result['acked_per_s']:>9,.0f}{result['errors']:>7}"
+        f"{result['rate']:>8,.0f}{'on' if result['lake'] else 'off':>5}"
+        f"{result['acked_per_s']:>9,.0f}{result['errors']:>7}"
         f"{result['ack_p99_ms']:>8.0f}{result['worst_lag_events']:>11,.0f}"
         f"{result['worst_lag_s']:>8.1f}{result['end_lag_s']:>8.1f}{result['catch_up_s']:>9.1f}"
         f"{result['server_cpu_us_per_event']:>8.1f}{result['recorder_cpu_us_per_event']:>8.1f}"
-        f"{result['archiver_cpu_us_per_event']:>8.1f}  {'yes' if result['kept_up'] else 'NO'}"
+        f"{result['archiver_cpu_us_per_event']:>8.1f}  {kept_up(result)}"
     )
+
+
+def kept_up(result: dict[str, Any]) -> str:
+    if not result["lake"]:
+        return "-"
+    return "yes" if result["kept_up"] else "NO"
+
+
+def print_ratios(results: list[dict[str, Any]]) -> None:
+    """Lake on against lake off at each rate that ran both."""
+    for on, off in itertools.pairwise(results):
+        if on["rate"] == off["rate"] and on["lake"] and not off["lake"]:
+            print(
+                f"at {on['rate']:,.0f} offered: acknowledged with the lake / without "
+                f"{on['acked_per_s'] / off['acked_per_s']:.2f}; ack p99 "
+                f"{on['ack_p99_ms']:.0f} / {off['ack_p99_ms']:.0f} ms"
+            )
 
 
 def main() -> None:
@@ -168,16 +190,19 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[4_000, 8_000, 12_000])
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--lake-off-too", action="store_true", help="each rate without a lake too")
     args = parser.parse_args()
     bodies = batch_bodies(args.seed)
     print(
-        f"{'offered':>8}{'acked/s':>9}{'errors':>7}{'p99 ms':>8}{'lag ev':>11}{'lag s':>8}"
-        f"{'end s':>8}{'catch s':>9}{'server':>8}{'record':>8}{'archive':>8}  kept up"
+        f"{'offered':>8}{'lake':>5}{'acked/s':>9}{'errors':>7}{'p99 ms':>8}{'lag ev':>11}"
+        f"{'lag s':>8}{'end s':>8}{'catch s':>9}{'server':>8}{'record':>8}{'archive':>8}  kept up"
     )
     results = []
     for rate in args.rates:
-        results.append(asyncio.run(one_rate(rate, args.seconds, bodies)))
-        report(results[-1])
+        for lake in (True, False) if args.lake_off_too else (True,):
+            results.append(asyncio.run(one_rate(rate, args.seconds, bodies, lake)))
+            report(results[-1])
+    print_ratios(results)
     print(
         "lag ev / lag s: the archiver's worst lag in the second half of the load; end s: its\n"
         "lag when the load stopped; catch s: until it had everything; CPU per acknowledged\n"
