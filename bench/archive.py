@@ -77,14 +77,14 @@ def make_events(count: int, seed: int, hours: float) -> list[Event]:
     return events
 
 
-def archive(batches: Iterable[list[Event]], folder: Path) -> float:
-    """Seconds to archive the batches, as the archiver consumer does."""
+def archive(batches: Iterable[list[Event]], folder: Path) -> list[float]:
+    """Seconds to archive each batch, as the archiver consumer does."""
     archiver = Archiver(LocalObjects(folder))
-    spent = 0.0
+    spent = []
     for batch in batches:
         started = time.perf_counter()
         archiver.write(batch)
-        spent += time.perf_counter() - started
+        spent.append(time.perf_counter() - started)
     return spent
 
 
@@ -101,15 +101,21 @@ def sizes(events: list[Event], folder: Path) -> tuple[float, float]:
     return parquet / len(events), ndjson / len(events)
 
 
-def copies(events: list[Event], count: int, days: float) -> Iterator[list[Event]]:
-    """`count` events in batches: `events` again with fresh ids, in time order over `days`."""
-    step = days * 86400 / count
-    for at in range(0, count, BATCH):
+def copies(
+    events: list[Event], count: int, seconds: float, size: int = BATCH, **fields: Any
+) -> Iterator[list[Event]]:
+    """`count` events in batches of `size`: `events` again with fresh ids (and
+    `fields` replaced), in time order over `seconds` from START."""
+    step = seconds / count
+    for at in range(0, count, size):
         yield [
             msgspec.structs.replace(
-                events[n % len(events)], id=f"q{n}", occurred_at=START + timedelta(seconds=n * step)
+                events[n % len(events)],
+                id=f"c{n}",
+                occurred_at=START + timedelta(seconds=n * step),
+                **fields,
             )
-            for n in range(at, min(count, at + BATCH))
+            for n in range(at, min(count, at + size))
         ]
 
 
@@ -157,24 +163,11 @@ def reader_times(folder: Path, asks: list[tuple[Event, datetime]]) -> list[float
 
 def busy_hour(events: list[Event], count: int, folder: Path) -> dict[str, float]:
     """(d): `count` events of one tenant in one hour, in small and in catch-up batches."""
-    tenant, step = events[0].tenant, 3600 / count
     figures: dict[str, float] = {}
     for size in (BATCH, CATCH_UP_EVENTS):
-        archiver, spent, last = Archiver(LocalObjects(folder / str(size))), 0.0, 0.0
-        for at in range(0, count, size):
-            batch = [
-                msgspec.structs.replace(
-                    events[n % len(events)],
-                    id=f"h{n}",
-                    tenant=tenant,
-                    occurred_at=START + timedelta(seconds=n * step),
-                )
-                for n in range(at, min(count, at + size))
-            ]
-            started = time.perf_counter()
-            archiver.write(batch)
-            last = time.perf_counter() - started
-            spent += last
+        batches = copies(events, count, 3600, size, tenant=events[0].tenant)
+        flushes = archive(batches, folder / str(size))
+        spent, last = sum(flushes), flushes[-1]
         figures |= {f"busy_hour_{size}_rows_per_s": count / spent, f"busy_hour_{size}_last_s": last}
         print(
             f"(d) {count:,} events in one tenant's hour, batches of {size:,}: "
@@ -197,9 +190,8 @@ def main() -> None:
     try:
         print(f"making {args.events:,} events...")
         events = make_events(args.events, seed=3, hours=args.hours)
-        seconds = archive(
-            (events[at : at + BATCH] for at in range(0, len(events), BATCH)), folder / "lake"
-        )
+        batches = (events[at : at + BATCH] for at in range(0, len(events), BATCH))
+        seconds = sum(archive(batches, folder / "lake"))
         raw_seconds = raw_parquet(events, folder / "raw.parquet")
         per_event, ndjson = sizes(events, folder / "lake")
         figures |= {
@@ -217,7 +209,8 @@ def main() -> None:
             f"{ndjson / per_event:.1f}x smaller"
         )
         print(f"(c) archiving {args.query_events:,} events for the query...")
-        query_seconds = archive(copies(events, args.query_events, args.days), folder / "query")
+        batches = copies(events, args.query_events, args.days * 86400)
+        query_seconds = sum(archive(batches, folder / "query"))
         figures["query_archive_rows_per_s"] = args.query_events / query_seconds
         asks = probes(events, args.reps, args.days)
         for name, measure in (("query", duckdb_times), ("reader_query", reader_times)):

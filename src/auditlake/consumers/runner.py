@@ -93,11 +93,10 @@ class ConsumerRunner:
         """Write one batch if one is due (or any waiting events, with `flush`);
         returns how many events it handled."""
         cursor = self._state.cursor(self.name)
-        oldest = self._records(cursor, 1)
-        if not oldest:
+        waiting, age_us = self._waiting(cursor)
+        if not waiting:
             return 0
-        full = self._head() - oldest[0][0] + 1 >= self._batch_events
-        old = self._now_us() - oldest[0][1] >= self._batch_us
+        full, old = waiting >= self._batch_events, age_us >= self._batch_us
         if not (flush or old or (full and not self._ingest_busy())):
             return 0
         records = self._records(cursor, self._flush_limit)
@@ -120,10 +119,16 @@ class ConsumerRunner:
 
     def lag(self) -> tuple[int, float]:
         """Events after the cursor, and seconds since the oldest of them was received."""
-        records = self._records(self._state.cursor(self.name), 1)
-        if not records:
-            return 0, 0.0
-        return self._head() - records[0][0] + 1, (self._now_us() - records[0][1]) / 1e6
+        waiting, age_us = self._waiting(self._state.cursor(self.name))
+        return waiting, age_us / 1e6
+
+    def _waiting(self, cursor: int) -> tuple[int, int]:
+        """Events after `cursor` (from the journal's head, without reading
+        them), and microseconds since the oldest of them was received."""
+        oldest = self._records(cursor, 1)
+        if not oldest:
+            return 0, 0
+        return self._head() - oldest[0][0] + 1, self._now_us() - oldest[0][1]
 
     def replay_dead_letters(self) -> tuple[int, int]:
         """Hand the dead-lettered events to the sink again; those it takes are
