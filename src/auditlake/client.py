@@ -169,7 +169,7 @@ class Client:
         """The stored event with this id; ApiError 404 `not_found` if there is none."""
         if not event_id:
             raise ValueError("event_id must not be empty")
-        path = f"/v1/events/{quote(event_id, safe='')}"
+        path = f"/v1/events/{id_segment(event_id)}"
         return _decode(self._request("GET", path, params=_params({}, tenant=tenant)), Event)
 
     def search_page(
@@ -209,7 +209,7 @@ class Client:
         The request starts at the first `next()`; close the iterator to stop early.
         """
         params = _params(filters, tenant=tenant, format=fmt)
-        response = self._request("GET", "/v1/events/export", params=params, stream=True)
+        response = self._request("GET", "/v1/export", params=params, stream=True)
         try:
             yield from response.iter_bytes()
         except httpx.TransportError as exc:
@@ -329,3 +329,11 @@ def _decode(response: httpx.Response, kind: type[T]) -> T:
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         message = f"the server's answer is not a valid {kind.__name__}: {exc}"
         raise ApiError(response.status_code, "bad_response", message, None, response.text) from None
+
+
+def id_segment(event_id: str) -> str:
+    """`event_id` as the one path segment of `GET /v1/events/{id}`: every
+    reserved character percent-encoded (`/` as `%2F`), and the ids `.` and
+    `..` as `%2E` and `%2E%2E`, which clients would otherwise resolve away."""
+    segment = quote(event_id, safe="")
+    return segment.replace(".", "%2E") if segment in (".", "..") else segment

@@ -243,7 +243,7 @@ def load_settings(
     return _resolve_sources(settings, env or {})
 
 
-RESERVED_PATHS = ("/v1/events", "/healthz", "/readyz", "/metrics", "/openapi.json")
+RESERVED_PATHS = ("/v1/events", "/v1/export", "/healthz", "/readyz", "/metrics", "/openapi.json")
 
 
 def _resolve_sources(settings: Settings, env: Mapping[str, str]) -> Settings:
@@ -269,7 +269,7 @@ def _resolve_source(source: CloudEventsSource, env: Mapping[str, str]) -> CloudE
     where = f"[[sources.cloudevents]] {source.name!r}"
     if source.preset == "chainguard":
         source = _chainguard_preset(source, where)
-    if not TENANT_PATTERN.match(source.tenant):
+    if not TENANT_PATTERN.fullmatch(source.tenant):
         raise ConfigError(f"{where}: tenant {source.tenant!r} is not a valid tenant name")
     if not source.path.startswith("/"):
         raise ConfigError(f"{where}: path {source.path!r} must start with /")
@@ -297,7 +297,7 @@ def _chainguard_preset(source: CloudEventsSource, where: str) -> CloudEventsSour
 def _resolve_cloudflare(source: CloudflareSource, env: Mapping[str, str]) -> CloudflareSource:
     where = f"[[sources.cloudflare]] {source.name!r}"
     tenant = source.tenant or source.account_id
-    if not source.account_id.strip() or not TENANT_PATTERN.match(tenant):
+    if not source.account_id.strip() or not TENANT_PATTERN.fullmatch(tenant):
         raise ConfigError(f"{where}: account_id and tenant must be valid tenant names")
     if source.poll_interval <= 0 or source.safety_lag < 0 or source.max_attempts < 1:
         raise ConfigError(f"{where}: poll_interval > 0, safety_lag >= 0, max_attempts >= 1")

@@ -26,7 +26,7 @@ import apsw
 from auditlake.errors import Unavailable
 
 Schema = Literal["journal", "store", "keys", "pollers", "consumers"]
-_MIGRATION = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_MIGRATION = re.compile(r"(\d{4})_[a-z0-9_]+\.sql", re.ASCII)
 _NAMED = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 
@@ -108,7 +108,7 @@ def _queries(schema: Schema) -> dict[str, str]:
 def _migrations(schema: Schema) -> list[tuple[int, str, str]]:
     found = []
     for entry in _sql_dir(schema).iterdir():
-        match = _MIGRATION.match(entry.name)
+        match = _MIGRATION.fullmatch(entry.name)
         if match:
             found.append((int(match[1]), entry.name, entry.read_text()))
     return sorted(found)

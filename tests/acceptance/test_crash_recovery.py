@@ -220,7 +220,7 @@ def export_keys(url: str, keys: dict[str, str]) -> Counter[Key]:
     for tenant, key in keys.items():
         params = {"format": "ndjson"}
         with httpx.stream(
-            "GET", f"{url}/v1/events/export", params=params, headers=bearer(key), timeout=60
+            "GET", f"{url}/v1/export", params=params, headers=bearer(key), timeout=60
         ) as response:
             assert response.status_code == 200
             for line in response.iter_lines():

@@ -194,7 +194,7 @@ def test_bad_idempotency_key_and_query_parameters(api: Api) -> None:
     for params in ({"limit": "5000"}, {"since": "nope"}, {"cursor": "garbage"}, {"x": "1"}):
         assert_error(api.client.get("/v1/events", params=params, headers=api.read), 422, "invalid")
     assert_error(
-        api.client.get("/v1/events/export", params={"format": "xml"}, headers=api.read),
+        api.client.get("/v1/export", params={"format": "xml"}, headers=api.read),
         422,
         "invalid",
     )

@@ -132,11 +132,11 @@ def test_export_ndjson_and_csv_stream_every_matching_event(
             [event(n, occurred_at=None) for n in range(start, min(start + 1000, 2500))],
         )
     publish(api, headers, [event(9000, action="=cmd|' /C calc'!A0", occurred_at=None)])
-    ndjson = api.get("/v1/events/export", params={"action": "user.*"}, headers=headers)
+    ndjson = api.get("/v1/export", params={"action": "user.*"}, headers=headers)
     assert ndjson.headers["content-type"].startswith("application/x-ndjson")
     lines = ndjson.content.splitlines()
     assert len(lines) == 2500 and len({msgspec.json.decode(x)["id"] for x in lines}) == 2500
-    exported = api.get("/v1/events/export", params={"format": "csv"}, headers=headers)
+    exported = api.get("/v1/export", params={"format": "csv"}, headers=headers)
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert len(rows) == 2501
     assert [r["action"] for r in rows if r["id"] == "e9000"] == ["'=cmd|' /C calc'!A0"]

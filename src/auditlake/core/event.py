@@ -18,7 +18,10 @@ import msgspec
 
 Outcome = Literal["success", "failure"]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+# Use with `fullmatch` (or `is_tenant`): `$` alone would let a trailing newline
+# through, and `\A...\Z` keeps even a stray `.match` whole. ASCII only, so no
+# lookalike letters.
+TENANT_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z", re.ASCII)
 
 
 class Actor(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -118,6 +121,12 @@ class StoredEvent(msgspec.Struct, frozen=True, gc=False):
     # The id was generated here (UUIDv7), so no stored event can have it yet
     # and a journal may skip its duplicate lookup.
     new_id: bool = False
+
+
+def is_tenant(name: str) -> bool:
+    """Whether `name` is a tenant name: 1-128 ASCII letters, digits, `.`, `_`,
+    `:` or `-`, starting with a letter or digit; nothing before or after."""
+    return TENANT_PATTERN.fullmatch(name) is not None
 
 
 def to_micros(moment: datetime) -> int:

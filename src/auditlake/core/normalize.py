@@ -168,7 +168,7 @@ def _normalize_one(
         if not origin.may_set_tenant:
             raise Forbidden("this key may only write to its own tenant", {"tenant": item.tenant})
         tenant = item.tenant
-        if not TENANT_PATTERN.match(tenant):
+        if not TENANT_PATTERN.fullmatch(tenant):
             found.append(Problem("tenant", "1-128 letters, digits, '.', '_', ':' or '-'"))
     action = _text(item.action, "action", limits.max_id_length, found, required=True)
     event_id = _event_id(item.id, index, origin, limits, found, new_ids)

@@ -16,12 +16,12 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from auditlake.core.event import TENANT_PATTERN
+from auditlake.core.event import is_tenant
 from auditlake.errors import InvalidInput, Unauthenticated
 
 Scope = Literal["ingest", "read", "admin"]
 SCOPES: tuple[Scope, ...] = ("ingest", "read", "admin")
-_KEY = re.compile(r"^al_(?P<key_id>[0-9a-f]{12})_(?P<secret>[A-Za-z0-9_-]{43})$")
+_KEY = re.compile(r"al_(?P<key_id>[0-9a-f]{12})_(?P<secret>[A-Za-z0-9_-]{43})", re.ASCII)
 
 
 class ApiKey(msgspec.Struct, frozen=True):
@@ -69,7 +69,7 @@ def hash_secret(secret: str) -> bytes:
 
 def split_key(presented: str) -> tuple[str, str]:
     """(key_id, secret) of a presented key, or a 401 that does not echo it."""
-    match = _KEY.match(presented)
+    match = _KEY.fullmatch(presented)
     if match is None:
         raise Unauthenticated("the API key is not valid")
     return match["key_id"], match["secret"]
@@ -89,7 +89,7 @@ def verify(presented: str, keys: KeyStore) -> ApiKey:
 
 def check_tenant(tenant: str) -> str:
     """A tenant name: 1-128 letters, digits and . _ : - (starting alphanumeric)."""
-    if not TENANT_PATTERN.match(tenant):
+    if not is_tenant(tenant):
         raise InvalidInput(
             "a tenant is 1-128 letters, digits, '.', '_', ':' or '-'",
             [{"field": "tenant", "message": "invalid tenant name"}],

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute
 
 from auditlake.errors import AuditlakeError
 from auditlake.web.auth import Authenticator
@@ -21,6 +21,7 @@ from auditlake.web.events import EventRoutes
 from auditlake.web.export import ExportRoute
 from auditlake.web.metrics import RequestTimer
 from auditlake.web.openapi import openapi_document
+from auditlake.web.routing import EventIdRoute, Resource
 from auditlake.web.services import Services
 
 log = logging.getLogger(__name__)
@@ -36,21 +37,27 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> Starlett
     events = EventRoutes(services, auth)
     export = ExportRoute(services, auth)
     ops = _OpsRoutes(services)
-    routes = [
-        Route("/v1/events", events.publish_event, methods=["POST"]),
-        Route("/v1/events", events.search_events, methods=["GET"]),
-        Route("/v1/events/batch", events.publish_batch, methods=["POST"]),
-        Route("/v1/events/export", export.export_events, methods=["GET"]),
-        Route("/v1/events/{event_id:path}", events.get_event, methods=["GET"]),
-        Route("/healthz", ops.healthz, methods=["GET"]),
-        Route("/readyz", ops.readyz, methods=["GET"]),
-        Route("/metrics", ops.metrics, methods=["GET"]),
-        Route("/openapi.json", ops.openapi, methods=["GET"]),
+    # One Resource per path with all its methods (so 405 and OPTIONS name them
+    # all); the id route takes one encoded segment, so no fixed path shadows an id.
+    routes: list[BaseRoute] = [
+        Resource("/v1/events", {"GET": events.search_events, "POST": events.publish_event}),
+        EventIdRoute(
+            "/v1/events/",
+            "event_id",
+            {"GET": events.get_event},
+            fixed={"batch": {"POST": events.publish_batch}},
+        ),
+        Resource("/v1/export", {"GET": export.export_events}),
+        Resource("/healthz", {"GET": ops.healthz}),
+        Resource("/readyz", {"GET": ops.readyz}),
+        Resource("/metrics", {"GET": ops.metrics}),
+        Resource("/openapi.json", {"GET": ops.openapi}),
     ]
     for source in services.settings.sources.cloudevents:
         receiver = CloudEventsRoutes(services, auth, source)
-        routes.append(Route(source.path, receiver.receive, methods=["POST"]))
-        routes.append(Route(source.path, receiver.handshake, methods=["OPTIONS"]))
+        handlers = {"POST": receiver.receive, "OPTIONS": receiver.handshake}
+        routes.append(Resource(source.path, handlers))
+
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -62,7 +69,7 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> Starlett
             if manage_lifecycle:
                 services.close()
 
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(RequestTimer, metrics=services.metrics)],
         exception_handlers={
@@ -72,6 +79,9 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> Starlett
         },
         lifespan=lifespan,
     )
+    # A path that is not a route is a 404, not a redirect to a similar one.
+    app.router.redirect_slashes = False
+    return app
 
 
 class _OpsRoutes:

@@ -29,7 +29,9 @@ STRUCTURED = "application/cloudevents+json"
 # The SDK's event class fills in a missing id and time; a receiver must not.
 REQUIRED = ("specversion", "id", "source", "type")
 SPECVERSION = "1.0"
-_JSON_DATA = re.compile(r"^(application|text)/([a-zA-Z0-9.\-]+\+)?json(;.*)?$", re.IGNORECASE)
+_JSON_DATA = re.compile(
+    r"(application|text)/([a-zA-Z0-9.\-]+\+)?json(;.*)?", re.IGNORECASE | re.DOTALL
+)
 
 
 class _StrictJsonFormat(JSONFormat):
@@ -40,7 +42,7 @@ class _StrictJsonFormat(JSONFormat):
         if not body:
             return None
         content_type = datacontenttype or "application/json"
-        if _JSON_DATA.match(content_type):
+        if _JSON_DATA.fullmatch(content_type):
             return _decode_json(body)
         if content_type.lower().startswith("text/"):
             try:

@@ -1,9 +1,11 @@
-"""GET /v1/events/export: every matching event, streamed page by page so
+"""GET /v1/export: every matching event, streamed page by page so
 memory stays constant however large the export."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
+from urllib.parse import quote
 
 import msgspec
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +17,10 @@ from auditlake.core.query import MAX_LIMIT, Query, invalid_param, parse_query
 from auditlake.errors import InvalidInput
 from auditlake.web.auth import Authenticator, read_tenant
 from auditlake.web.services import Services
+
+# What may stand in a quoted filename as is: anything else (quotes, control
+# characters, non-ASCII) would break the header or be read differently.
+_PLAIN_FILENAME = re.compile(r"[^A-Za-z0-9._-]", re.ASCII)
 
 FORMATS: dict[str, tuple[str, Callable[[list[bytes]], bytes], bytes]] = {
     "ndjson": ("application/x-ndjson", ndjson_lines, b""),
@@ -45,11 +51,10 @@ class ExportRoute:
         query = msgspec.structs.replace(query, limit=MAX_LIMIT)
         await self.services.wait_searchable()
         media_type, render, header = FORMATS[fmt]
-        filename = f"auditlake-{tenant}.{fmt}"
         return StreamingResponse(
             self._stream(query, render, header),
             media_type=media_type,
-            headers={"content-disposition": f'attachment; filename="{filename}"'},
+            headers={"content-disposition": attachment(f"auditlake-{tenant}.{fmt}")},
         )
 
     async def _stream(
@@ -64,3 +69,13 @@ class ExportRoute:
             if page.next_position is None:
                 return
             query = msgspec.structs.replace(query, after=page.next_position)
+
+
+def attachment(filename: str) -> str:
+    """A `Content-Disposition` value naming `filename` safely (RFC 6266): an
+    ASCII fallback with every other character as `_`, and the exact name
+    percent-encoded as UTF-8 in `filename*`. No input byte reaches the header raw.
+    """
+    fallback = _PLAIN_FILENAME.sub("_", filename)
+    exact = quote(filename, safe="")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{exact}"

@@ -126,7 +126,7 @@ def _base_document() -> dict[str, Any]:
                     },
                 },
             },
-            "/v1/events/export": {
+            "/v1/export": {
                 "get": {
                     "summary": "Export every matching event",
                     "parameters": [
