@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Literal
@@ -17,7 +16,8 @@ from typing import Literal
 import msgspec
 
 from auditlake.core.event import Event, search_text, to_micros
-from auditlake.errors import InvalidInput
+from auditlake.core.words import search_words
+from auditlake.errors import InvalidInput, MalformedInput
 
 Order = Literal["asc", "desc"]
 ORDERS: dict[str, Order] = {"asc": "asc", "desc": "desc"}
@@ -35,9 +35,12 @@ FILTER_NAMES = (
 )
 PAGING_NAMES = ("order", "limit", "cursor")
 DEFAULT_LIMIT = 50
-# What counts as a word for `q`, in every backend.
-WORD = re.compile(r"[^\W_]+")
 MAX_LIMIT = 1000
+# The cost of one search grows with the words of `q` (each is a prefix scan
+# of the text index): a search may have at most this many words, in at most
+# this many characters. `WORD` (core.words) says what a word is.
+MAX_Q_WORDS = 8
+MAX_Q_CHARS = 256
 
 
 class Filters(msgspec.Struct, frozen=True):
@@ -117,7 +120,7 @@ def parse_query(tenant: str, params: Mapping[str, str], *, max_limit: int = MAX_
         source=_clean(params.get("source")),
         since_us=_moment(params.get("since"), "since"),
         until_us=_moment(params.get("until"), "until"),
-        q=_clean(params.get("q")),
+        q=_search_words(params.get("q")),
     )
     order = params.get("order", "desc")
     if order not in ORDERS:
@@ -155,6 +158,25 @@ def _clean(value: str | None) -> str | None:
     return value.strip() or None
 
 
+def _search_words(value: str | None) -> str | None:
+    """`q` as given, once it is within the caps (400 naming the cap if not)."""
+    text = _clean(value)
+    if text is None:
+        return None
+    if len(text) > MAX_Q_CHARS:
+        raise MalformedInput(
+            f"q has {len(text)} characters; a search may have at most {MAX_Q_CHARS} characters",
+            [{"field": "q", "message": f"at most {MAX_Q_CHARS} characters"}],
+        )
+    words = len(search_words(text))
+    if words > MAX_Q_WORDS:
+        raise MalformedInput(
+            f"q has {words} words; a search may have at most {MAX_Q_WORDS} words",
+            [{"field": "q", "message": f"at most {MAX_Q_WORDS} words"}],
+        )
+    return text
+
+
 def _moment(value: str | None, field: str) -> int | None:
     text = _clean(value)
     return None if text is None else to_micros(parse_time(text, field))
@@ -190,7 +212,9 @@ def invalid_param(field: str) -> dict[str, str]:
 
 def matches(event: Event, occurred_us: int, filters: Filters) -> bool:
     """Whether `event` passes `filters` (the reference semantics every backend
-    implements; `q` words must each start a word of `search_text`)."""
+    implements; `q` words must each start a word of `search_text`, both sides
+    folded as `core.words.fold` says: canonically and compatibly equivalent
+    strings match, whatever their case and marks)."""
     actor = event.actor
     checks = (
         (filters.action, event.action),
@@ -215,6 +239,6 @@ def matches(event: Event, occurred_us: int, filters: Filters) -> bool:
 
 
 def _has_words(text: str, q: str) -> bool:
-    words = [w.casefold() for w in WORD.findall(text)]
-    wanted = [w.casefold() for w in WORD.findall(q)]
+    words = set(search_words(text))
+    wanted = search_words(q)
     return bool(wanted) and all(any(w.startswith(x) for w in words) for x in wanted)

@@ -28,7 +28,8 @@ from urllib.parse import quote
 import msgspec
 
 from auditlake.core.event import Event, to_micros
-from auditlake.core.query import WORD, Filters, Query, invalid_param, matches
+from auditlake.core.query import Filters, Query, invalid_param, matches
+from auditlake.core.words import search_words
 from auditlake.errors import InvalidInput
 from auditlake.lake.layout import FILE_NAME, HOUR_US, event_from_row, read_table
 
@@ -123,7 +124,7 @@ class LakeReader:
             raise InvalidInput("limit must be at least 1", [invalid_param("limit")])
         q = query.filters.q
         window = _window(query, after, before_us)
-        if window.is_empty() or (q is not None and not WORD.search(q)):
+        if window.is_empty() or (q is not None and not search_words(q)):
             return LakePage([])  # `q` without a word matches nothing, as in `matches`
         hours = [h for h in self._hours(query.tenant) if window.overlaps(h)]
         if query.order == "desc":

@@ -30,7 +30,7 @@ from auditlake.child_process import die_with_parent
 from auditlake.gc_tuning import freeze_startup_objects
 from auditlake.journal.base import resolve
 from auditlake.sqlite_db import DbConnection, connect, open_database, query, scalar
-from auditlake.store.sqlite_recorder import position, step
+from auditlake.store.sqlite_recorder import position, reindex_text, step
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
@@ -231,6 +231,7 @@ def run_child(
     at = position(store)
     head = _journal_head(journal)
     closing = False
+    reindexing = True  # until reindex_text says none is pending
     if not _tell(pipe, at, 0, 0.0, head):
         return
     while True:
@@ -246,8 +247,14 @@ def run_child(
                 return
         elif closing or os.getppid() != parent:
             return
+        elif reindexing:  # new events first; a pending text reindex when caught up
+            try:
+                reindexing = reindex_text(journal, store, batch_events)
+            except Exception:  # the journal is intact; try again shortly
+                log.exception("indexing the text of older events again failed")
+                time.sleep(1.0)
         # Wait for news only when caught up; either way read what has come.
-        timeout = 0.0 if at < head else POLL_SECONDS
+        timeout = 0.0 if at < head or reindexing else POLL_SECONDS
         while pipe.poll(timeout):
             try:
                 message = pipe.recv()

@@ -8,7 +8,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from auditlake.core.query import WORD, Filters, Position, Query
+from auditlake.core.query import Filters, Position, Query
+from auditlake.core.words import search_words
 from auditlake.sqlite_db import DbConnection, connect, fetch_all, query, scalar
 from auditlake.store.base import Page
 
@@ -148,8 +149,9 @@ def _index_for(f: Filters) -> str:
 
 
 def fts_expression(text: str) -> str:
-    """Every word of `text` must appear (as a word prefix), whatever its punctuation."""
-    words = WORD.findall(text)
+    """Every word of `text` must appear (as a word prefix), whatever its
+    punctuation; words folded as the index holds them (`core.words`)."""
+    words = search_words(text)
     if not words:
         return '""'
     return " AND ".join(f'"{word}"*' for word in words)

@@ -20,6 +20,7 @@ import msgspec
 
 from auditlake.core.chainguard import PULL_TYPE, pull_row
 from auditlake.core.event import Event, search_text
+from auditlake.core.words import index_text
 from auditlake.sqlite_db import DbConnection, fetch_all, query, scalar
 
 CONSUMER = "recorder"
@@ -66,7 +67,7 @@ def step(
             actor.type if actor else None, event.outcome, event.source,
         ))  # fmt: skip
         targets += [(seq, event.tenant, t.id, t.type) for t in event.targets]
-        texts.append((seq, search_text(event)))
+        texts.append((seq, index_text(search_text(event))))
         if event.action == PULL_TYPE:
             pulls += _typed_row(seq, event)
     new_position = int(rows[-1][0])
@@ -87,3 +88,40 @@ def step(
         store.execute("ROLLBACK")
         raise
     return len(rows), new_position, time.perf_counter() - started
+
+
+def reindex_text(journal: DbConnection, store: DbConnection, limit: int) -> bool:
+    """Write the text index words of up to `limit` events again, when a
+    migration asked for it (`text_reindex`: the words' form changed), in one
+    transaction that also moves the reindex cursor.
+
+    Returns whether a reindex is still pending after this batch (False: none
+    was, or this batch finished it). Safe to repeat after a crash: the
+    cursor moves in the transaction that writes the words it covers.
+    """
+    pending = fetch_all(store, query("store", "text_reindex"))
+    if not pending:
+        return False
+    next_seq, last_seq = (int(v) for v in pending[0])
+    rows = fetch_all(journal, query("journal", "events_after"), (next_seq - 1, limit))
+    texts = [
+        (seq, index_text(search_text(_decode(body)))) for seq, _, body in rows if seq <= last_seq
+    ]
+    finished = len(texts) < limit
+    store.execute("BEGIN IMMEDIATE")
+    try:
+        if fetch_all(store, query("store", "text_reindex")) != pending:
+            store.execute("ROLLBACK")  # another recorder did this batch
+            return True
+        store.executemany(query("store", "insert_text"), texts)
+        if finished:
+            store.execute(query("store", "text_reindex_done"))
+        else:
+            store.execute(query("store", "text_reindex_moved"), (int(texts[-1][0]) + 1,))
+        store.execute("COMMIT")
+    except BaseException:
+        store.execute("ROLLBACK")
+        raise
+    if finished:
+        log.info("the text index has the folded words of every event again")
+    return not finished

@@ -8,6 +8,15 @@ INSERT INTO event_targets (seq, tenant, target_id, target_type) VALUES (?, ?, ?,
 -- name: insert_text
 INSERT INTO events_text (rowid, words) VALUES (?, ?);
 
+-- name: text_reindex
+SELECT next_seq, last_seq FROM text_reindex;
+
+-- name: text_reindex_moved
+UPDATE text_reindex SET next_seq = ?;
+
+-- name: text_reindex_done
+DELETE FROM text_reindex;
+
 -- name: get_offset
 SELECT seq FROM consumer_offsets WHERE consumer = ?;
 
