@@ -205,6 +205,21 @@ def _limit(value: str | None, max_limit: int) -> int:
     return limit
 
 
+# The CPU time one search may take in a backend before it is stopped with
+# `too_costly()`: searches share the service's cores with ingest.
+SEARCH_CPU_SECONDS = 1.0
+
+
+def too_costly(cpu_seconds: float) -> InvalidInput:
+    """The 422 for a search stopped after `cpu_seconds` of work: it says so,
+    and how to narrow the search."""
+    return InvalidInput(
+        f"the search was stopped after {cpu_seconds:g} s of work, the most one search may take;"
+        " narrow it with since/until, action, actor_id or target_id, or longer q words",
+        [{"field": "search", "message": f"too costly: over {cpu_seconds:g} s of work"}],
+    )
+
+
 def invalid_param(field: str) -> dict[str, str]:
     """The error detail for a query parameter with an invalid value."""
     return {"field": field, "message": "invalid value"}

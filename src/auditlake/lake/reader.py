@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -28,7 +29,14 @@ from urllib.parse import quote
 import msgspec
 
 from auditlake.core.event import Event, to_micros
-from auditlake.core.query import Filters, Query, invalid_param, matches
+from auditlake.core.query import (
+    SEARCH_CPU_SECONDS,
+    Filters,
+    Query,
+    invalid_param,
+    matches,
+    too_costly,
+)
 from auditlake.core.words import search_words
 from auditlake.errors import InvalidInput
 from auditlake.lake.layout import FILE_NAME, HOUR_US, event_from_row, read_table
@@ -79,6 +87,18 @@ class _Hour(msgspec.Struct, frozen=True):
     path: str
 
 
+class _Budget(msgspec.Struct, frozen=True):
+    """The CPU time (of the searching thread) a search may still take."""
+
+    deadline: float  # time.thread_time() when it is spent
+    cpu_seconds: float
+
+    def check(self) -> None:
+        """Stop the search with `too_costly` once the budget is spent."""
+        if time.thread_time() > self.deadline:
+            raise too_costly(self.cpu_seconds)
+
+
 class _Window(msgspec.Struct, frozen=True):
     """The `occurred_us` range [low, high) a search can still return."""
 
@@ -104,8 +124,9 @@ class LakeReader:
     cursor of it, whose registered tables no other search sees.
     """
 
-    def __init__(self, objects: ObjectStore) -> None:
+    def __init__(self, objects: ObjectStore, *, cpu_seconds: float = SEARCH_CPU_SECONDS) -> None:
         self.objects = objects
+        self._cpu_seconds = cpu_seconds
         self._duckdb: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
 
@@ -118,7 +139,9 @@ class LakeReader:
         `after` is where the previous lake page ended (`query.after` is the hot
         store's position and is ignored here). `before_us`, when given, keeps
         only events with `occurred_us < before_us`: the moment from which the
-        hot store answers instead.
+        hot store answers instead. Raises InvalidInput (422,
+        `core.query.too_costly`) once the search has taken `cpu_seconds` of
+        CPU time.
         """
         if query.limit < 1:
             raise InvalidInput("limit must be at least 1", [invalid_param("limit")])
@@ -132,12 +155,16 @@ class LakeReader:
         sql, params = _select(query, after, before_us)
         wanted = query.limit + 1  # one more than the page: tells if another page exists
         found: list[Event] = []
+        budget = _Budget(time.thread_time() + self._cpu_seconds, self._cpu_seconds)
         with self._cursor() as con:
             at, size = 0, 1
             while at < len(hours) and len(found) < wanted:
+                budget.check()
                 tables, at = self._read_group(hours, at, size)
                 if tables:
-                    found += _search(con, _numbered(tables), sql, params, q, wanted - len(found))
+                    table = _numbered(tables)
+                    room = wanted - len(found)
+                    found += _search(con, table, sql, params, q, room, budget)
                 size = min(size * 2, _MAX_GROUP_FILES)
         return _page(found, query.limit)
 
@@ -181,6 +208,7 @@ def _search(
     params: list[object],
     q: str | None,
     room: int,
+    budget: _Budget,
 ) -> list[Event]:
     """Up to `room` matching events of `table` (numbered rows), in order."""
     con.register(_TABLE, table)
@@ -194,7 +222,7 @@ def _search(
     rows = [int(i) for (i,) in picked]
     if q is None:
         return _events(table, rows)
-    return _with_words(table, rows, q, room)
+    return _with_words(table, rows, q, room, budget)
 
 
 def _window(query: Query, after: LakePosition | None, before_us: int | None) -> _Window:
@@ -289,11 +317,14 @@ def _events(table: pa.Table, rows: list[int]) -> list[Event]:
     return [event_from_row(r) for r in table.take(rows).drop_columns([_ROW]).to_pylist()]
 
 
-def _with_words(table: pa.Table, rows: list[int], q: str, room: int) -> list[Event]:
+def _with_words(
+    table: pa.Table, rows: list[int], q: str, room: int, budget: _Budget
+) -> list[Event]:
     """Up to `room` events of the candidate rows whose text has every word of `q`."""
     words = Filters(q=q)
     found: list[Event] = []
     for chunk in _chunks(rows, _Q_CHUNK):
+        budget.check()
         for event in _events(table, chunk):
             if matches(event, to_micros(event.occurred_at), words):
                 found.append(event)

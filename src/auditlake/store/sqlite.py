@@ -5,22 +5,32 @@ Reads run in WAL mode beside the writers, each thread on its own connection."""
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from auditlake.core.query import Filters, Position, Query
+import apsw
+
+from auditlake.core.query import SEARCH_CPU_SECONDS, Filters, Position, Query, too_costly
 from auditlake.core.words import search_words
 from auditlake.sqlite_db import DbConnection, connect, fetch_all, query, scalar
 from auditlake.store.base import Page
 
 # Below this many events for a target_id, a search fetches them by seq.
 FEW_TARGETS = 2000
+# How often (in SQLite VM steps, about 0.1 ms here) a search checks its budget.
+_BUDGET_CHECK_STEPS = 1000
 
 
 class SqliteStore:
     """`EventStore` over the embedded store and journal databases."""
 
-    def __init__(self, store_path: Path, journal_path: Path) -> None:
+    def __init__(
+        self, store_path: Path, journal_path: Path, *, cpu_seconds: float = SEARCH_CPU_SECONDS
+    ) -> None:
+        self._cpu_seconds = cpu_seconds
         self._store_path = store_path
         self._journal_path = journal_path
         self._local = threading.local()
@@ -33,10 +43,15 @@ class SqliteStore:
         return None if body is None else bytes(body)
 
     def search(self, q: Query) -> Page:
-        """One page of matching events, ordered by (occurred_at, seq)."""
+        """One page of matching events, ordered by (occurred_at, seq).
+
+        Raises InvalidInput (422, `core.query.too_costly`) when the search
+        takes more than its CPU budget (`cpu_seconds`, 1 s by default).
+        """
         conn = self._conn()
-        sql, params = build_search(q, few_targets=self._few_targets(conn, q))
-        rows = fetch_all(conn, sql, params)
+        with _budget(conn, self._cpu_seconds):
+            sql, params = build_search(q, few_targets=self._few_targets(conn, q))
+            rows = fetch_all(conn, sql, params)
         events = [bytes(row[0]) for row in rows[: q.limit]]
         more = len(rows) > q.limit
         last = rows[q.limit - 1] if more else None
@@ -78,6 +93,22 @@ class SqliteStore:
             with self._lock:
                 self._all.append(conn)
         return conn
+
+
+@contextmanager
+def _budget(conn: DbConnection, cpu_seconds: float) -> Iterator[None]:
+    """Interrupt the statements run inside after `cpu_seconds` of this
+    thread's CPU time, as a `too_costly` error. (A step inside SQLite that
+    never returns to its VM, such as the merge of one prefix term's
+    postings, runs to its end first: the cap on `q` words bounds those.)"""
+    deadline = time.thread_time() + cpu_seconds
+    conn.set_progress_handler(lambda: time.thread_time() > deadline, _BUDGET_CHECK_STEPS)
+    try:
+        yield
+    except apsw.InterruptError:
+        raise too_costly(cpu_seconds) from None
+    finally:
+        conn.set_progress_handler(None)
 
 
 def build_search(q: Query, *, few_targets: bool = False) -> tuple[str, list[Any]]:

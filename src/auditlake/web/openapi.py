@@ -27,7 +27,9 @@ _FILTER_DOCS = {
     "until": "occurred_at before this RFC 3339 time.",
     "q": (
         "Words that must all appear in actor or target ids, names or emails, the error, "
-        "or metadata values (prefix match)."
+        "or metadata values (prefix match; case, Unicode normalization form and accents "
+        "ignored). At most 8 words and 256 characters, else 400. A search that needs "
+        "more than 1 s of work is stopped with a 422."
     ),
 }
 
