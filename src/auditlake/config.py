@@ -181,6 +181,14 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # How long a verified API key is trusted before it is looked up again,
     # so a revocation takes effect within this many seconds.
     key_cache_seconds: float = 2.0
+    # Threads for reads (searches, gets, exports) of all clients together, and
+    # apart from them for API key checks: ingest and key checks never wait
+    # behind a slow search. Further reads wait for a thread.
+    read_threads: Annotated[int, msgspec.Meta(ge=1)] = 4
+    key_check_threads: Annotated[int, msgspec.Meta(ge=1)] = 4
+    # What one API key may run at once; one more is a 429 with Retry-After.
+    max_searches_per_key: Annotated[int, msgspec.Meta(ge=1)] = 4
+    max_exports_per_key: Annotated[int, msgspec.Meta(ge=1)] = 2
     limits: Limits = Limits()
     sources: Sources = Sources()
     lake: LakeSettings = LakeSettings()

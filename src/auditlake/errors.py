@@ -87,5 +87,13 @@ class Unavailable(AuditlakeError):
 
 class ConfigError(AuditlakeError):
     """The configuration file or environment is invalid."""
+class TooManyRequests(AuditlakeError):
+    """One client (API key) holds as much as it may at once; retry after a pause."""
+
+    status = 429
+    code = "too_many_requests"
+    transient = True
+
+
 
     code = "config"

@@ -76,6 +76,9 @@ class Consumer(Protocol):
     def start(self) -> None:
         """Resume after the stored position."""
 
+    def write_failure(self) -> str | None:
+        """Why writes fail right now (the backend's words), or None."""
+
     def sync(self) -> Future[None]:
         """Resolves once everything the journal holds now is processed."""
 

@@ -68,6 +68,10 @@ class MemoryEventLog:
                 return stored.body
         return None
 
+    def write_failure(self) -> str | None:
+        """Always None: memory does not fill up the way a disk does."""
+        return None
+
     def search(self, query: Query) -> Page:
         """Matching events in (occurred_at, seq) order after the cursor."""
         with self._lock:

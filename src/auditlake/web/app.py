@@ -6,11 +6,11 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import anyio
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
@@ -25,6 +25,7 @@ from auditlake.web.routing import EventIdRoute, Resource
 from auditlake.web.services import Services
 
 log = logging.getLogger(__name__)
+PROBE_SECONDS = 2.0
 
 
 def create_app(services: Services, *, manage_lifecycle: bool = True) -> Starlette:
@@ -33,7 +34,7 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> Starlett
     With `manage_lifecycle` the app starts the services on startup and drains
     and closes them on shutdown.
     """
-    auth = Authenticator(services.keys, services.settings.key_cache_seconds)
+    auth = Authenticator(services.keys, services.settings.key_cache_seconds, services.pools)
     events = EventRoutes(services, auth)
     export = ExportRoute(services, auth)
     ops = _OpsRoutes(services)
@@ -73,6 +74,7 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> Starlett
         routes=routes,
         middleware=[Middleware(RequestTimer, metrics=services.metrics)],
         exception_handlers={
+            ClientDisconnect: _client_gone,
             AuditlakeError: _auditlake_error,
             HTTPException: _http_error,
             Exception: _unexpected_error,
@@ -93,15 +95,23 @@ class _OpsRoutes:
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, _request: Request) -> Response:
-        """Readiness: the journal writer runs and the store answers reads."""
+        """Readiness: the journal writer runs and its writes work, the
+        recorder runs and the store answers reads (within PROBE_SECONDS, on
+        threads no search can take)."""
         problems = []
-        if not self.services.journal.healthy():
+        journal = self.services.journal
+        if not journal.healthy():
+        elif (failure := journal.write_failure()) is not None:
+            problems.append(f"journal writes fail: {failure}")
             problems.append("journal writer is not running")
         recorder = self.services.recorder
         if recorder is not None and not recorder.healthy():
             problems.append("recorder is not running")
         try:
-            await run_in_threadpool(self.services.store.ping)
+            with anyio.fail_after(PROBE_SECONDS):
+                await self.services.pools.probe(self.services.store.ping)
+        except TimeoutError:
+            problems.append(f"store: no answer within {PROBE_SECONDS} s")
         except Exception as exc:
             problems.append(f"store: {exc}")
         if problems:
@@ -121,7 +131,7 @@ class _OpsRoutes:
         metrics.index_lag.set(self.services.index_lag())
         consumers = self.services.consumers
         for runner in consumers.runners if consumers else []:
-            events, seconds = await run_in_threadpool(runner.lag)
+            events, seconds = await self.services.pools.probe(runner.lag)
             metrics.consumer_lag_events.labels(runner.name).set(events)
             metrics.consumer_lag_seconds.labels(runner.name).set(seconds)
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
@@ -133,8 +143,20 @@ class _OpsRoutes:
 
 async def _auditlake_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AuditlakeError)
-    headers = {"retry-after": "1"} if exc.status == 503 else None
+    headers = None
+    if exc.status in (429, 503):
+        details = exc.details if isinstance(exc.details, dict) else {}
+        headers = {"retry-after": str(details.get("retry_after", 1))}
     return JSONResponse(exc.to_body(), exc.status, headers=headers)
+
+
+async def _client_gone(request: Request, _exc: Exception) -> Response:
+    """The client hung up before its request was read: not a server fault.
+
+    Nobody reads this answer; its status, 499 as nginx has it, is what the
+    request metrics count."""
+    log.debug("the client of %s %s closed the request", request.method, request.url.path)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:
@@ -144,7 +166,7 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return JSONResponse(body, exc.status_code, headers=exc.headers)
 
 
-async def _unexpected_error(_request: Request, exc: Exception) -> Response:
-    log.error("unexpected error", exc_info=exc)
+async def _unexpected_error(_request: Request, _exc: Exception) -> Response:
+    # Starlette raises the exception on to the server, which logs it once.
     body = {"error": {"code": "internal", "message": "internal error", "details": None}}
     return JSONResponse(body, 500)

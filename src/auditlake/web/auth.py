@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import time
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from auditlake.errors import Forbidden, Unauthenticated
 from auditlake.keys.base import ApiKey, KeyStore, Scope, check_tenant, verify
+from auditlake.web.limits import WorkPools
 
 
 class Authenticator:
@@ -17,10 +17,12 @@ class Authenticator:
 
     A verified key is trusted for `cache_seconds`, so a revocation through the
     CLI takes effect within that time without a database read per request.
+    Lookups run on `pools`' key-check threads, never behind searches.
     """
 
-    def __init__(self, keys: KeyStore, cache_seconds: float) -> None:
+    def __init__(self, keys: KeyStore, cache_seconds: float, pools: WorkPools) -> None:
         self._keys = keys
+        self._pools = pools
         self._ttl = cache_seconds
         self._cache: dict[bytes, tuple[ApiKey, float]] = {}
 
@@ -42,7 +44,7 @@ class Authenticator:
         cached = self._cache.get(digest)
         if cached is not None and cached[1] > now:
             return cached[0]
-        key = await run_in_threadpool(verify, presented, self._keys)
+        key = await self._pools.check_key(verify, presented, self._keys)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[digest] = (key, now + self._ttl)

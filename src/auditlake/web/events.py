@@ -7,18 +7,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import msgspec
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from auditlake.core.event import EventInput, StoredEvent
 from auditlake.core.normalize import Limits, Origin, normalize, parse_batch, parse_event
-from auditlake.core.query import encode_cursor, parse_query
-from auditlake.errors import AuditlakeError, InvalidInput, NotFound, PayloadTooLarge
+from auditlake.core.query import parse_query
+from auditlake.errors import AuditlakeError, Conflict, InvalidInput, NotFound, PayloadTooLarge
 from auditlake.journal.base import AppendResult, BatchResult
 from auditlake.keys.base import ApiKey
 from auditlake.web.auth import Authenticator, read_tenant
 from auditlake.web.services import Services
+from auditlake.web.streams import PagedResponse, PageWalk, search_body
 
 SOURCE = "api"
 MAX_IDEMPOTENCY_KEY = 255
@@ -53,24 +53,31 @@ class EventRoutes:
         key = await self.auth.require(request, "read")
         tenant = read_tenant(request, key)
         event_id = request.path_params["event_id"]
-        body = await run_in_threadpool(self.services.store.get, tenant, event_id)
+        slot = self.services.slots.hold(key.key_id, "search")
+        try:
+            body = await self.services.pools.read(self.services.store.get, tenant, event_id)
+        finally:
+            slot.release()
         if body is None:
             raise NotFound(f"no event {event_id!r}")
         return Response(body, media_type=JSON)
 
     async def search_events(self, request: Request) -> Response:
-        """GET /v1/events: one page of matching events and the next cursor."""
+        """GET /v1/events: one page of matching events and the next cursor,
+        read and sent in bounded sub-pages (a 429 beyond the key's searches)."""
         key = await self.auth.require(request, "read")
         tenant = read_tenant(request, key)
-        query = parse_query(tenant, request.query_params)
-        await self.services.wait_searchable()
-        page = await run_in_threadpool(self.services.store.search, query)
-        cursor = encode_cursor(query, page.next_position) if page.next_position else None
-        body = b'{"data":[%s],"next_cursor":%s}' % (
-            b",".join(page.events),
-            msgspec.json.encode(cursor),
-        )
-        return Response(body, media_type=JSON)
+        query = parse_query(tenant, request.query_params, now=datetime.now(UTC))
+        slot = self.services.slots.hold(key.key_id, "search")
+        try:
+            await self.services.wait_searchable()
+            walk = PageWalk(self.services.search_page, query, total=query.limit)
+            first = await walk.next()  # before the 200, so a failed search gets its status
+        except BaseException:
+            slot.release()
+            raise
+        body = search_body(query, walk, first)
+        return PagedResponse(body, media_type=JSON, on_close=slot.release)
 
     async def _append(
         self, request: Request, key: ApiKey, parse: Parser, cap: int

@@ -1,22 +1,24 @@
-"""GET /v1/export: every matching event, streamed page by page so
-memory stays constant however large the export."""
+"""GET /v1/export: every matching event, streamed in sub-pages of a few MB
+that each wait for the client to take the last, so memory stays bounded
+however large the export and however slow the reader. A key runs at most
+`max_exports_per_key` exports at once (one more: 429)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
+from datetime import UTC, datetime
 from urllib.parse import quote
 
-import msgspec
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from auditlake.core.export import csv_header, csv_rows, ndjson_lines
-from auditlake.core.query import MAX_LIMIT, Query, invalid_param, parse_query
+from auditlake.core.query import invalid_param, parse_query
 from auditlake.errors import InvalidInput
 from auditlake.web.auth import Authenticator, read_tenant
 from auditlake.web.services import Services
+from auditlake.web.streams import PagedResponse, PageWalk
 
 # What may stand in a quoted filename as is: anything else (quotes, control
 # characters, non-ASCII) would break the header or be read differently.
@@ -33,7 +35,6 @@ class ExportRoute:
 
     def __init__(self, services: Services, auth: Authenticator) -> None:
         self.services = services
-        self.store = services.store
         self.auth = auth
 
     async def export_events(self, request: Request) -> Response:
@@ -47,28 +48,37 @@ class ExportRoute:
         for name in ("limit", "cursor"):
             if name in params:
                 raise InvalidInput(f"{name} does not apply to an export", [invalid_param(name)])
-        query = parse_query(tenant, params)
-        query = msgspec.structs.replace(query, limit=MAX_LIMIT)
-        await self.services.wait_searchable()
+        query = parse_query(tenant, params, now=datetime.now(UTC))
+        slot = self.services.slots.hold(key.key_id, "export")
+        try:
+            await self.services.wait_searchable()
+            walk = PageWalk(self.services.search_page, query, total=None)
+            first = await walk.next()  # before the 200, so a failed search gets its status
+        except BaseException:
+            slot.release()
+            raise
         media_type, render, header = FORMATS[fmt]
-        return StreamingResponse(
-            self._stream(query, render, header),
+        return PagedResponse(
+            _export_body(walk, first, render, header),
             media_type=media_type,
             headers={"content-disposition": attachment(f"auditlake-{tenant}.{fmt}")},
+            on_close=slot.release,
         )
 
-    async def _stream(
-        self, query: Query, render: Callable[[list[bytes]], bytes], header: bytes
-    ) -> AsyncIterator[bytes]:
-        if header:
-            yield header
-        while True:
-            page = await run_in_threadpool(self.store.search, query)
-            if page.events:
-                yield render(page.events)
-            if page.next_position is None:
-                return
-            query = msgspec.structs.replace(query, after=page.next_position)
+
+async def _export_body(
+    walk: PageWalk, first: list[bytes], render: Callable[[list[bytes]], bytes], header: bytes
+) -> AsyncGenerator[bytes, None]:
+    """The header, then each sub-page of the walk rendered."""
+    if header:
+        yield header
+    events = first
+    while True:
+        if events:
+            yield render(events)
+        if walk.done:
+            return
+        events = await walk.next()
 
 
 def attachment(filename: str) -> str:

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from auditlake.pollers.poller import PollResult
 
 ASGIApp = Callable[..., Any]
+CLIENT_CLOSED_REQUEST = 499
+# Set in the ASGI scope by a streamed answer whose client hung up mid-way.
+CLIENT_GONE = "auditlake.client_gone"
 
 
 class Metrics:
@@ -164,6 +167,8 @@ class RequestTimer:
         finally:
             endpoint = scope.get("endpoint")
             route = getattr(endpoint, "__name__", "unmatched")
-            self.metrics.request_seconds.labels(route, scope["method"], str(status[0])).observe(
+            # A client that left before the whole answer: 499, as nginx counts it.
+            code = CLIENT_CLOSED_REQUEST if scope.get(CLIENT_GONE) else status[0]
+            self.metrics.request_seconds.labels(route, scope["method"], str(code)).observe(
                 time.perf_counter() - started
             )

@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 
 from auditlake.config import Settings
 from auditlake.consumers.process import ConsumerProcess
+from auditlake.core.query import Query
 from auditlake.errors import Overloaded
 from auditlake.journal.base import Consumer, Journal
 from auditlake.keys.base import KeyStore
 from auditlake.pollers.runner import PollerGroup
-from auditlake.store.base import EventStore
+from auditlake.store.base import EventStore, Page
 from auditlake.store.sqlite_retention import RetentionRunner
+from auditlake.web.limits import ClientSlots, WorkPools
 from auditlake.web.metrics import Metrics
 
 ADMIT_POLL_SECONDS = 0.005
@@ -38,6 +40,14 @@ class Services:
     consumers: ConsumerProcess | None = None
     # Removes events past their retention from the store (once archived).
     retention: RetentionRunner | None = None
+    # Worker threads by kind of work, and what one API key may hold at once.
+    pools: WorkPools = field(init=False)
+    slots: ClientSlots = field(init=False)
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        self.pools = WorkPools(settings.read_threads, settings.key_check_threads)
+        self.slots = ClientSlots(settings.max_searches_per_key, settings.max_exports_per_key)
 
     def start(self) -> None:
         """Start the journal writer, then the recorder that follows it."""
@@ -79,6 +89,10 @@ class Services:
             recorder.lag() > settings.max_index_lag_events
             or recorder.seconds_behind() > settings.max_index_lag_seconds
         )
+
+    async def search_page(self, query: Query) -> Page:
+        """One page of `query`, on the read threads."""
+        return await self.pools.read(self.store.search, query)
 
     def index_lag(self) -> int:
         """Events acknowledged but not yet searchable."""
