@@ -15,6 +15,7 @@ from cloudevents.core.bindings.http import to_binary
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 from starlette.testclient import TestClient
+from tests.fixtures import FIXTURES
 from tests.issuer import LocalIssuer
 
 from auditlake.app import build_services
@@ -23,13 +24,12 @@ from auditlake.core.chainguard import PULL_TYPE, PUSH_TYPE
 from auditlake.sqlite_db import connect
 from auditlake.web.app import create_app
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
 GROUP = "0475f6baca584a8964a6bce6b74dbe78dd8805b6"
 
 
 def pull_data(repository: str, *, error: dict[str, Any] | None = None) -> dict[str, Any]:
     """The documented pull body (shared sample) with real-looking values."""
-    data = copy.deepcopy(json.loads((SAMPLES / "chainguard-pull-body.json").read_text()))
+    data = copy.deepcopy(json.loads((FIXTURES / "chainguard-pull-body.json").read_text()))
     data["actor"]["subject"] = "user:7d1a"
     data["body"].update(
         repository=repository,

@@ -20,7 +20,7 @@ from auditlake.errors import AuditlakeError
 if TYPE_CHECKING:
     from conftest import LiveServer
 
-# /work/shared/samples/workos-event.json
+# The WorkOS example event (tests/fixtures/workos-event.json)
 WORKOS_EVENT: dict[str, Any] = {
     "action": "user.signed_in",
     "occurred_at": "2022-08-29T19:47:52.336Z",

@@ -13,14 +13,16 @@ from typing import Any
 
 import msgspec
 import pytest
+from tests.fixtures import FIXTURES
 
 import auditlake
 from auditlake.core import chainguard
 from auditlake.core.cloudevents import CloudEvent, map_cloudevent, structured_form, type_kept
 from auditlake.core.event import Actor, Context, ErrorInfo, Event, EventInput, Target
 from auditlake.core.normalize import Limits, Origin, normalize
+from auditlake.core.times import format_rfc3339 as rfc3339
+from auditlake.core.times import parse_rfc3339
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
 PULL_TABLE = Path(auditlake.__file__).parent / "sql" / "store" / "0002_chainguard_pull.sql"
 WHEN = datetime(2026, 7, 22, 19, 49, 20, 277508, tzinfo=UTC)
 NOW = datetime(2026, 7, 22, 19, 50, tzinfo=UTC)
@@ -35,7 +37,7 @@ def ce(data: Any = None, **attributes: Any) -> CloudEvent:
 
 def sample_pull() -> dict[str, Any]:
     """The shared Chainguard pull body, as documented (placeholders included)."""
-    data: dict[str, Any] = json.loads((SAMPLES / "chainguard-pull-body.json").read_text())
+    data: dict[str, Any] = json.loads((FIXTURES / "chainguard-pull-body.json").read_text())
     return data
 
 
@@ -123,7 +125,7 @@ def test_type_kept_exact_prefix_and_empty(
 def test_map_cloudevent_action_time_and_subject_target() -> None:
     item, provenance = map_cloudevent(ce({"order": 42}, time=WHEN, subject="order-42"))
     assert item.action == "com.example.x"
-    assert item.occurred_at == WHEN
+    assert item.occurred_at is not None and parse_rfc3339(item.occurred_at) == WHEN
     assert item.targets == [Target(id="order-42", type="subject")]
     assert item.metadata is None  # no extension attributes
     assert provenance.source == "cloudevents:/shop"
@@ -208,7 +210,11 @@ def test_map_pull_keeps_the_generic_fields() -> None:
     event = pull_event(with_error(None))
     generic, _ = map_cloudevent(event)
     item = chainguard.map_pull(generic, event)
-    assert (item.id, item.action, item.occurred_at) == (generic.id, chainguard.PULL_TYPE, WHEN)
+    assert (item.id, item.action, item.occurred_at) == (
+        generic.id,
+        chainguard.PULL_TYPE,
+        rfc3339(WHEN),
+    )
     assert item.metadata == {"group": "g1", "audience": "customer"}
 
 
