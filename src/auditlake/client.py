@@ -15,7 +15,7 @@ import json
 import random
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -28,7 +28,10 @@ from auditlake.journal.base import AppendResult, BatchResult
 
 T = TypeVar("T")
 EventLike = EventInput | Mapping[str, Any]
-FilterValue = str | datetime | None
+# since/until: a datetime (naive means UTC), a date (midnight UTC), a timedelta
+# (that long before now, in whole seconds), or text the server reads (RFC 3339,
+# 2026-11-01, 15m, 24h, 7d).
+FilterValue = str | datetime | date | timedelta | None
 TRANSIENT_STATUSES = frozenset({0, 429, 502, 503, 504})
 MAX_BATCH_EVENTS = 1000
 MAX_BATCH_BYTES = 8 * 1024 * 1024  # half the server's default body limit
@@ -182,7 +185,14 @@ class Client:
     ) -> SearchPage:
         """One page of events matching `filters`: action (`user.*` is a prefix),
         actor_id, actor_type, target_id, target_type, outcome, source, since,
-        until (datetime, naive means UTC, or RFC 3339 text), q and order.
+        until, q and order.
+
+        `since` (inclusive) and `until` (exclusive) take a datetime (naive
+        means UTC), a date (midnight UTC), a timedelta (that long before now,
+        whole seconds), or text: RFC 3339, a date (`2026-11-01`) or a duration
+        (`15m`, `24h`, `7d`; units s, m, h, d, w). Other text is ApiError 400.
+        A duration is counted back from the first page's time, so every page
+        of one search covers the same window.
 
         Pass the previous page's `next_cursor` with the same filters to go on.
         """
@@ -312,15 +322,27 @@ def _headers(key: str | None) -> dict[str, str]:
 
 
 def _params(filters: Mapping[str, FilterValue], **extra: str | int | None) -> dict[str, str]:
-    """Query parameters: None dropped, datetimes as RFC 3339 in UTC."""
+    """Query parameters: None dropped, datetimes as RFC 3339 in UTC, dates as
+    YYYY-MM-DD, timedeltas as a duration in seconds (`90s`)."""
     params: dict[str, str] = {}
     for name, value in {**filters, **extra}.items():
         if isinstance(value, datetime):
             moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value
             params[name] = moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        elif isinstance(value, date):
+            params[name] = value.isoformat()
+        elif isinstance(value, timedelta):
+            params[name] = _duration(value, name)
         elif value is not None:
             params[name] = str(value)
     return params
+
+
+def _duration(value: timedelta, name: str) -> str:
+    """A timedelta as the API's duration form, in whole seconds."""
+    if value < timedelta(0):
+        raise ValueError(f"{name}: a duration before now cannot be negative, got {value}")
+    return f"{value // timedelta(seconds=1)}s"
 
 
 def _decode(response: httpx.Response, kind: type[T]) -> T:

@@ -17,6 +17,7 @@ from auditlake.consumers.runner import ConsumerRunner
 from auditlake.consumers.state import ConsumerState
 from auditlake.core.event import Event, EventInput
 from auditlake.core.normalize import Limits, Origin, normalize
+from auditlake.core.times import format_rfc3339 as rfc3339
 from auditlake.errors import AuditlakeError, ConfigError, Unavailable
 from auditlake.journal.sqlite import SqliteJournal
 from auditlake.lake.layout import read_rows
@@ -28,7 +29,7 @@ HOUR = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 def append(journal: SqliteJournal, tenant: str, ids: list[str], at: datetime) -> None:
     origin = Origin(tenant, "key:test", "api", datetime.now(UTC))
     inputs = [
-        EventInput(action="user.signed_in", id=i, occurred_at=at + timedelta(seconds=n))
+        EventInput(action="user.signed_in", id=i, occurred_at=rfc3339(at + timedelta(seconds=n)))
         for n, i in enumerate(ids)
     ]
     journal.submit(normalize(inputs, origin, Limits())).result(timeout=10)

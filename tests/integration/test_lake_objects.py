@@ -319,10 +319,13 @@ def _events(tenant: str, ids: list[str]) -> list[Event]:
 
     from auditlake.core.event import EventInput
     from auditlake.core.normalize import Limits, Origin, normalize
+    from auditlake.core.times import format_rfc3339 as rfc3339
 
     start = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
     inputs = [
-        EventInput(action="doc.viewed", id=i, occurred_at=start + timedelta(minutes=n % 90))
+        EventInput(
+            action="doc.viewed", id=i, occurred_at=rfc3339(start + timedelta(minutes=n % 90))
+        )
         for n, i in enumerate(ids)
     ]
     origin = Origin(tenant, "key:t", "api", start)

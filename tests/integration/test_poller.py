@@ -15,6 +15,7 @@ import pytest
 from auditlake.core.event import EventInput
 from auditlake.core.normalize import Limits, Provenance
 from auditlake.core.query import parse_query
+from auditlake.core.times import format_rfc3339
 from auditlake.errors import Unavailable
 from auditlake.journal.memory import MemoryEventLog
 from auditlake.pollers.base import InvalidItem, Mapped, Window
@@ -55,7 +56,7 @@ class ScriptedVendor:
         if not isinstance(raw, dict) or "id" not in raw:
             raise InvalidItem("not an item")
         item = EventInput(action=raw.get("action", "vendor.change"), id=raw["id"],
-                          occurred_at=raw["when"])  # fmt: skip
+                          occurred_at=format_rfc3339(raw["when"]))  # fmt: skip
         return Mapped(item, Provenance("vendor:test", {"id": raw["id"]}), raw["when"])
 
 

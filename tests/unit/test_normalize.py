@@ -60,8 +60,10 @@ def test_strings_are_trimmed_but_inner_characters_kept() -> None:
     assert event.actor.name == "a\x00b\x1b[31m"
 
 
-def test_naive_occurred_at_is_utc_and_offsets_are_converted() -> None:
-    assert one({"action": "a", "occurred_at": "2024-01-01T10:00:00"}).occurred_at.hour == 10
+def test_naive_occurred_at_is_refused_and_offsets_are_converted() -> None:
+    with pytest.raises(InvalidInput) as exc:  # more RFC 3339 cases: tests/unit/test_times.py
+        one({"action": "a", "occurred_at": "2024-01-01T10:00:00"})
+    assert problems(exc)[0]["field"] == "occurred_at"
     moved = one({"action": "a", "occurred_at": "2024-01-01T10:00:00+02:00"}).occurred_at
     assert (moved.hour, moved.tzinfo) == (8, UTC)
 

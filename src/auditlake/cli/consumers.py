@@ -7,21 +7,36 @@ from typing import Annotated
 import msgspec
 import typer
 
-from auditlake.cli.common import ConfigOption, DataDirOption, settings_from
+from auditlake.cli.common import (
+    Command,
+    ConfigOption,
+    DataDirOption,
+    Group,
+    examples,
+    settings_from,
+)
 from auditlake.consumers.runner import ConsumerGroup, ConsumerRunner
 from auditlake.errors import ConfigError
 
 app = typer.Typer(
-    help="Inspect and replay what journal consumers gave up on.", no_args_is_help=True
+    cls=Group,
+    help="Inspect and replay what journal consumers gave up on.",
+    epilog=examples("auditlake consumers dead-letters archiver"),
+    no_args_is_help=True,
 )
-NameArgument = Annotated[str, typer.Argument(help="The consumer: archiver.")]
+NameArgument = Annotated[str, typer.Argument(help="The consumer: archiver.", metavar="CONSUMER")]
 
 
-@app.command("dead-letters")
+@app.command(
+    "dead-letters", cls=Command, epilog=examples("auditlake consumers dead-letters archiver")
+)
 def dead_letters(
     name: NameArgument, config: ConfigOption = None, data_dir: DataDirOption = None
 ) -> None:
-    """List the journal events a consumer could not process, with the reason."""
+    """List the events a consumer gave up on, with the reason.
+
+    One JSON object per line.
+    """
     group = _group(config, data_dir)
     try:
         letters = group.state.dead_letters(_runner(group, name).name)
@@ -31,9 +46,12 @@ def dead_letters(
         typer.echo(msgspec.json.encode(letter).decode())
 
 
-@app.command()
+@app.command(cls=Command, epilog=examples("auditlake consumers replay archiver"))
 def replay(name: NameArgument, config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
-    """Hand a consumer's dead letters to it again; exit 1 if some still fail."""
+    """Hand a consumer's dead letters to it again.
+
+    The exit code is 1 if some still fail.
+    """
     group = _group(config, data_dir)
     runner = _runner(group, name)
     try:

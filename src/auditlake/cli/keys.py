@@ -9,29 +9,55 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from auditlake.cli.common import ConfigOption, DataDirOption, settings_from
+from auditlake.cli.common import (
+    Command,
+    ConfigOption,
+    DataDirOption,
+    Group,
+    examples,
+    settings_from,
+)
 from auditlake.errors import InvalidInput, NotFound
 from auditlake.keys.base import SCOPES, Scope, check_tenant
 from auditlake.keys.sqlite import SqliteKeyStore
 
-app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app = typer.Typer(
+    cls=Group,
+    help="Create, list and revoke API keys.",
+    epilog=examples("auditlake keys create --tenant acme --scope ingest --scope read"),
+    no_args_is_help=True,
+)
 
 
 def _store(config: ConfigOption, data_dir: str | None) -> SqliteKeyStore:
     return SqliteKeyStore(settings_from(config, data_dir=data_dir).keys_path)
 
 
-@app.command()
+@app.command(
+    cls=Command,
+    epilog=examples(
+        "auditlake keys create --tenant acme --scope ingest --scope read",
+        "auditlake keys create --tenant ops --scope admin --name 'backup job'",
+    ),
+)
 def create(
-    tenant: Annotated[str, typer.Option(help="The tenant the key writes and reads.")],
+    tenant: Annotated[
+        str, typer.Option(help="The tenant the key writes and reads.", metavar="TENANT")
+    ],
     scope: Annotated[
-        list[str] | None, typer.Option(help="ingest, read or admin; repeat for several.")
+        list[str] | None,
+        typer.Option(help="ingest (default), read or admin; repeat for several.", metavar="SCOPE"),
     ] = None,
-    name: Annotated[str, typer.Option(help="A label to recognise the key by.")] = "",
+    name: Annotated[
+        str, typer.Option(help="A label to recognise the key by.", metavar="TEXT")
+    ] = "",
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Create a key. The key is printed once on stdout; only its hash is kept."""
+    """Create a key, printed once on stdout; only its hash is kept.
+
+    Store the key where its user can read it: it cannot be shown again.
+    """
     scope = scope or ["ingest"]
     unknown = sorted(set(scope) - set(SCOPES))
     if unknown:
@@ -47,13 +73,13 @@ def create(
     typer.echo(secret)
 
 
-@app.command("list")
+@app.command("list", cls=Command, epilog=examples("auditlake keys list --json"))
 def list_keys(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """List keys (ids, tenants, scopes; never secrets)."""
+    """List keys: ids, tenants, scopes and names, never secrets."""
     keys = _store(config, data_dir).list()
     if as_json:
         typer.echo(msgspec.json.encode(keys).decode())
@@ -71,9 +97,11 @@ def list_keys(
     Console().print(table)
 
 
-@app.command()
+@app.command(cls=Command, epilog=examples("auditlake keys revoke KEY_ID"))
 def revoke(
-    key_id: Annotated[str, typer.Argument(help="The key id shown by `keys list`.")],
+    key_id: Annotated[
+        str, typer.Argument(help="The key id shown by `keys list`.", metavar="KEY_ID")
+    ],
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
 ) -> None:

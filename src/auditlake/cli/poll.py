@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import signal
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import msgspec
 import typer
+from rich.markup import escape
 
-from auditlake.cli.common import ConfigOption, DataDirOption, settings_from
+from auditlake.cli.common import (
+    FILTERS,
+    OUTPUT,
+    TIME_FORMS,
+    Command,
+    ConfigOption,
+    DataDirOption,
+    Group,
+    examples,
+    settings_from,
+)
 from auditlake.config import Settings
 from auditlake.core.query import parse_time
 from auditlake.errors import AuditlakeError, ConfigError
@@ -19,24 +30,54 @@ from auditlake.journal.sqlite import SqliteJournal
 from auditlake.pollers.poller import Poller, PollResult
 from auditlake.pollers.runner import PollerGroup
 
-app = typer.Typer(help="Poll vendor audit-log APIs into the journal.", no_args_is_help=True)
+app = typer.Typer(
+    cls=Group,
+    help="Poll vendor audit-log APIs into the journal.",
+    epilog=examples("auditlake poll cloudflare --once --config auditlake.toml"),
+    no_args_is_help=True,
+)
+EXAMPLES = examples(
+    "auditlake poll cloudflare --once --config auditlake.toml",
+    "auditlake poll cloudflare --since 2026-11-01 --until 2026-11-02",
+)
 
 
-@app.command()
+@app.command(cls=Command, epilog=EXAMPLES)
 def cloudflare(
-    once: Annotated[bool, typer.Option(help="Poll each account once, then exit.")] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="Poll each account once, then exit.")
+    ] = False,
     source: Annotated[
-        list[str] | None, typer.Option(help="Only this [[sources.cloudflare]] name; repeatable.")
+        list[str] | None,
+        typer.Option(
+            help=escape("Only the [[sources.cloudflare]] block named so; repeatable."),
+            metavar="NAME",
+            rich_help_panel=FILTERS,
+        ),
     ] = None,
     since: Annotated[
-        str | None, typer.Option(help="Backfill from this RFC 3339 time (needs --until).")
+        str | None,
+        typer.Option(
+            help=f"Backfill from this time (needs --until): {TIME_FORMS}.",
+            metavar="TIME",
+            rich_help_panel=FILTERS,
+        ),
     ] = None,
-    until: Annotated[str | None, typer.Option(help="Backfill up to this time (exclusive).")] = None,
-    json: Annotated[bool, typer.Option("--json", help="One JSON line per poll.")] = False,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            help="Backfill up to this time (exclusive), in the same forms.",
+            metavar="TIME",
+            rich_help_panel=FILTERS,
+        ),
+    ] = None,
+    json: Annotated[
+        bool, typer.Option("--json", help="One JSON line per poll.", rich_help_panel=OUTPUT)
+    ] = False,
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Poll the Cloudflare audit logs of the accounts in the config file.
+    """Poll the Cloudflare audit logs of the configured accounts.
 
     Without --once it polls on each account's schedule until interrupted.
     A backfill (--since and --until) fetches that window and leaves the
@@ -101,7 +142,8 @@ def _window(since: str | None, until: str | None) -> tuple[datetime, datetime] |
         return None
     if since is None or until is None:
         raise ConfigError("a backfill needs both --since and --until")
-    start, end = parse_time(since, "since"), parse_time(until, "until")
+    now = datetime.now(UTC)
+    start, end = parse_time(since, "since", now), parse_time(until, "until", now)
     if start >= end:
         raise ConfigError("--since must be before --until")
     return start, end

@@ -3,30 +3,64 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.progress import Progress, TextColumn
 
-from auditlake.cli.common import ConfigOption, DataDirOption, settings_from
+from auditlake.cli.common import (
+    FILTERS,
+    TIME_FORMS,
+    ConfigOption,
+    DataDirOption,
+    examples,
+    settings_from,
+)
 from auditlake.core.event import to_micros
 from auditlake.core.query import parse_time
 from auditlake.errors import ConfigError, InvalidInput
 
 DAY_US = 86_400 * 1_000_000
+EXAMPLES = examples(
+    "auditlake rehydrate --since 2026-03-01 --until 2026-03-08 --tenant acme",
+    "auditlake rehydrate --since 400d --until 365d",
+)
 
 
 def rehydrate(
-    since: Annotated[str, typer.Option(help="From this RFC 3339 time (inclusive).")],
-    until: Annotated[str, typer.Option(help="Up to this RFC 3339 time (exclusive).")],
+    since: Annotated[
+        str,
+        typer.Option(
+            help=f"From this time (inclusive): {TIME_FORMS}.",
+            metavar="TIME",
+            rich_help_panel=FILTERS,
+        ),
+    ],
+    until: Annotated[
+        str,
+        typer.Option(
+            help="Up to this time (exclusive), in the same forms.",
+            metavar="TIME",
+            rich_help_panel=FILTERS,
+        ),
+    ],
     tenant: Annotated[
-        list[str] | None, typer.Option(help="Only this tenant; repeatable (default: all).")
+        list[str] | None,
+        typer.Option(
+            help="Only this tenant; repeatable (default: all).",
+            metavar="TENANT",
+            rich_help_panel=FILTERS,
+        ),
     ] = None,
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Load the lake's events of a window into the store (idempotent); they stay
-    searchable there for [retention] rehydrated_days."""
+    """Load a window of lake events back into the store, to search them again.
+
+    Running it twice stores nothing twice. The events stay searchable for the
+    rehydrated_days of the retention settings, then retention removes them.
+    """
     from auditlake.app import lake_objects  # the composition root
     from auditlake.journal.sqlite import SqliteJournal
     from auditlake.lake.rehydrate import lake_tenants
@@ -36,7 +70,11 @@ def rehydrate(
     settings = settings_from(config, data_dir=data_dir)
     if not settings.lake.enabled:
         raise ConfigError("the lake is not enabled ([lake] enabled = false)")
-    window = (to_micros(parse_time(since, "since")), to_micros(parse_time(until, "until")))
+    now = datetime.now(UTC)
+    window = (
+        to_micros(parse_time(since, "since", now)),
+        to_micros(parse_time(until, "until", now)),
+    )
     if window[0] >= window[1]:
         raise InvalidInput("--since must be before --until")
     objects = lake_objects(settings)

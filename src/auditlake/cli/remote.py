@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -14,19 +15,99 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from auditlake.cli.common import ConfigOption, DataDirOption, settings_from
+from auditlake.cli.common import (
+    FILTERS,
+    OUTPUT,
+    SERVER,
+    SETTINGS,
+    TIME_FORMS,
+    ConfigOption,
+    DataDirOption,
+    examples,
+    settings_from,
+)
 from auditlake.config import Settings
 from auditlake.core.event import Event
+from auditlake.core.query import parse_time
 from auditlake.errors import InvalidInput, MalformedInput
 
-UrlOption = Annotated[str, typer.Option(help="Server URL.", envvar="AUDITLAKE_URL")]
-KeyOption = Annotated[
-    str, typer.Option("--api-key", help="API key.", envvar="AUDITLAKE_API_KEY", show_default=False)
+UrlOption = Annotated[
+    str, typer.Option(help="Server URL.", envvar="AUDITLAKE_URL", rich_help_panel=SERVER)
 ]
-Text = Annotated[str | None, typer.Option()]
+KeyOption = Annotated[
+    str,
+    typer.Option(
+        "--api-key",
+        help="API key.",
+        envvar="AUDITLAKE_API_KEY",
+        show_default=False,
+        metavar="KEY",
+        rich_help_panel=SERVER,
+    ),
+]
+TenantOption = Annotated[
+    str | None,
+    typer.Option(help="Another tenant (admin keys).", metavar="TENANT", rich_help_panel=SERVER),
+]
+ActionFilter = Annotated[
+    str | None,
+    typer.Option(help="Exact, or a prefix like user.*", metavar="ACTION", rich_help_panel=FILTERS),
+]
+ActorIdFilter = Annotated[
+    str | None, typer.Option(help="The actor's id.", metavar="ID", rich_help_panel=FILTERS)
+]
+ActorTypeFilter = Annotated[
+    str | None, typer.Option(help="The actor's type.", metavar="TYPE", rich_help_panel=FILTERS)
+]
+TargetIdFilter = Annotated[
+    str | None, typer.Option(help="A target's id.", metavar="ID", rich_help_panel=FILTERS)
+]
+TargetTypeFilter = Annotated[
+    str | None, typer.Option(help="A target's type.", metavar="TYPE", rich_help_panel=FILTERS)
+]
+OutcomeFilter = Annotated[
+    str | None, typer.Option(help="success or failure.", metavar="OUTCOME", rich_help_panel=FILTERS)
+]
+SourceFilter = Annotated[
+    str | None,
+    typer.Option(help="Where events came from: api, cloudflare:...", rich_help_panel=FILTERS),
+]
+SinceFilter = Annotated[
+    str | None,
+    typer.Option(help=f"From this time (inclusive): {TIME_FORMS}.", metavar="TIME",
+                 rich_help_panel=FILTERS),
+]  # fmt: skip
+UntilFilter = Annotated[
+    str | None,
+    typer.Option(help="Before this time (exclusive), in the same forms.", metavar="TIME",
+                 rich_help_panel=FILTERS),
+]  # fmt: skip
+WordsFilter = Annotated[
+    str | None,
+    typer.Option("--q", help="Words in names, ids, errors, metadata.", metavar="WORDS",
+                 rich_help_panel=FILTERS),
+]  # fmt: skip
+QUERY_EXAMPLES = examples(
+    "auditlake query --since 24h --action 'user.*'",
+    "auditlake query --since 2026-11-01 --until 2026-11-02 --outcome failure --json",
+    "auditlake query --lake --tenant acme --since 30d --q nginx",
+)
+EXPORT_EXAMPLES = examples(
+    "auditlake export --since 7d --format csv --output last-week.csv",
+)
+PUBLISH_EXAMPLES = examples(
+    "auditlake publish events.ndjson",
+    "gunzip -c events.ndjson.gz | auditlake publish - --batch-size 1000",
+)
 
 
 def _filters(**given: str | None) -> dict[str, str]:
+    """The given filters; a since/until in no accepted form stops here, before
+    any request, with the message the server would give."""
+    now = datetime.now(UTC)
+    for name in ("since", "until"):
+        if given.get(name) is not None:
+            parse_time(str(given[name]), name, now)
     return {name: value for name, value in given.items() if value is not None}
 
 
@@ -38,31 +119,44 @@ def query(
             help="API key (not with --lake).",
             envvar="AUDITLAKE_API_KEY",
             show_default=False,
+            metavar="KEY",
+            rich_help_panel=SERVER,
         ),
     ] = None,
     url: UrlOption = "http://127.0.0.1:8080",
-    action: Annotated[str | None, typer.Option(help="Exact, or a prefix like user.*")] = None,
-    actor_id: Text = None,
-    actor_type: Text = None,
-    target_id: Text = None,
-    target_type: Text = None,
-    outcome: Text = None,
-    source: Text = None,
-    since: Annotated[str | None, typer.Option(help="RFC 3339 time (inclusive).")] = None,
-    until: Annotated[str | None, typer.Option(help="RFC 3339 time (exclusive).")] = None,
-    q: Annotated[str | None, typer.Option("--q", help="Words to search for.")] = None,
-    order: Annotated[str, typer.Option(help="desc or asc")] = "desc",
-    limit: Annotated[int, typer.Option(help="At most this many events.")] = 50,
-    tenant: Annotated[str | None, typer.Option(help="Another tenant (admin keys).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="NDJSON instead of a table.")] = False,
+    tenant: TenantOption = None,
+    action: ActionFilter = None,
+    actor_id: ActorIdFilter = None,
+    actor_type: ActorTypeFilter = None,
+    target_id: TargetIdFilter = None,
+    target_type: TargetTypeFilter = None,
+    outcome: OutcomeFilter = None,
+    source: SourceFilter = None,
+    since: SinceFilter = None,
+    until: UntilFilter = None,
+    q: WordsFilter = None,
+    order: Annotated[
+        str, typer.Option(help="desc (newest first) or asc.", rich_help_panel=OUTPUT)
+    ] = "desc",
+    limit: Annotated[
+        int, typer.Option(help="At most this many events.", metavar="N", rich_help_panel=OUTPUT)
+    ] = 50,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="NDJSON instead of a table.", rich_help_panel=OUTPUT)
+    ] = False,
     lake: Annotated[
-        bool, typer.Option("--lake", help="Read only the lake (no server; needs --tenant).")
+        bool,
+        typer.Option(
+            "--lake", help="Read the lake, not a server (needs --tenant).", rich_help_panel=SETTINGS
+        ),
     ] = False,
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Search events on a server (or in the lake with --lake): a readable
-    table, or NDJSON with --json."""
+    """Search events on a server, or in the lake with --lake.
+
+    Prints a table, or NDJSON with --json; newest first unless --order asc.
+    """
     if limit < 1:
         raise InvalidInput("--limit must be at least 1")
     filters = _filters(
@@ -103,7 +197,7 @@ def _lake_search(settings: Settings, tenant: str, filters: dict[str, str]) -> It
     from auditlake.core.query import parse_query
     from auditlake.lake.reader import LakeReader
 
-    search = parse_query(tenant, {**filters, "limit": "1000"})
+    search = parse_query(tenant, {**filters, "limit": "1000"}, now=datetime.now(UTC))
     reader = LakeReader(lake_objects(settings))
     page = reader.search(search)
     yield from page.events
@@ -114,22 +208,33 @@ def _lake_search(settings: Settings, tenant: str, filters: dict[str, str]) -> It
 
 def export(
     api_key: KeyOption,
-    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="File to write.", metavar="FILE", rich_help_panel=OUTPUT
+        ),
+    ],
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="ndjson or csv.", metavar="FORMAT", rich_help_panel=OUTPUT),
+    ] = "ndjson",
     url: UrlOption = "http://127.0.0.1:8080",
-    fmt: Annotated[str, typer.Option("--format", help="ndjson or csv")] = "ndjson",
-    action: Text = None,
-    actor_id: Text = None,
-    actor_type: Text = None,
-    target_id: Text = None,
-    target_type: Text = None,
-    outcome: Text = None,
-    source: Text = None,
-    since: Text = None,
-    until: Text = None,
-    q: Annotated[str | None, typer.Option("--q")] = None,
-    tenant: Text = None,
+    tenant: TenantOption = None,
+    action: ActionFilter = None,
+    actor_id: ActorIdFilter = None,
+    actor_type: ActorTypeFilter = None,
+    target_id: TargetIdFilter = None,
+    target_type: TargetTypeFilter = None,
+    outcome: OutcomeFilter = None,
+    source: SourceFilter = None,
+    since: SinceFilter = None,
+    until: UntilFilter = None,
+    q: WordsFilter = None,
 ) -> None:
-    """Export matching events to a file (streamed), with a progress display."""
+    """Export matching events from a server to a file, streamed.
+
+    The file appears only once complete; a progress display shows the bytes.
+    """
     filters = _filters(
         action=action, actor_id=actor_id, actor_type=actor_type, target_id=target_id,
         target_type=target_type, outcome=outcome, source=source, since=since, until=until,
@@ -155,9 +260,15 @@ def publish(
         str, typer.Argument(metavar="FILE", help="NDJSON file of events, or - for stdin.")
     ] = "-",
     url: UrlOption = "http://127.0.0.1:8080",
-    batch_size: Annotated[int, typer.Option(help="Events per request (<= 1000).")] = 500,
+    batch_size: Annotated[
+        int, typer.Option(help="Events per request (at most 1000).", metavar="N")
+    ] = 500,
 ) -> None:
-    """Publish NDJSON events (one per line) to a server in batches."""
+    """Publish NDJSON events (one per line) to a server in batches.
+
+    Events that carry an id are safe to publish again: a re-sent event is a
+    duplicate, not a second copy.
+    """
     if not 1 <= batch_size <= 1000:
         raise InvalidInput("--batch-size must be between 1 and 1000")
     from auditlake.client import Client

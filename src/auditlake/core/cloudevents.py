@@ -59,7 +59,7 @@ def map_cloudevent(event: CloudEvent) -> tuple[EventInput, Provenance]:
     item = EventInput(
         action=event.type,
         id=derived_id("cloudevents", str(attributes["source"]), str(attributes["id"])),
-        occurred_at=attributes.get("time"),
+        occurred_at=_time_text(attributes.get("time")),
         targets=[Target(id=bounded_id(str(subject)), type="subject")] if subject else [],
         metadata=extensions or None,
     )
@@ -85,6 +85,11 @@ def bounded_id(text: str) -> str:
         return text
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     return f"{text[: MAX_ID - 17]}~{digest}"
+
+
+def _time_text(moment: Any) -> str | None:
+    """The `time` attribute (a datetime once the binding parsed it) as RFC 3339."""
+    return _iso(moment) if isinstance(moment, datetime) else None
 
 
 def _iso(moment: datetime) -> str:

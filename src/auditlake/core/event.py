@@ -63,13 +63,16 @@ class ErrorInfo(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 class EventInput(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """An event as a producer sends it (WorkOS or openstatus shape).
 
-    `timestamp` is the openstatus form of `occurred_at` (epoch milliseconds).
-    `tenant` is honoured only for admin keys.
+    `occurred_at` is RFC 3339 text as sent: normalization reads it with the
+    one parser every timestamp input shares (`core.times.parse_rfc3339`), not
+    msgspec's, which refuses a leap second and rounds a 7-digit fraction up
+    into the next second. `timestamp` is the openstatus form of `occurred_at`
+    (epoch milliseconds). `tenant` is honoured only for admin keys.
     """
 
     action: str
     id: str | None = None
-    occurred_at: datetime | None = None
+    occurred_at: str | None = None
     timestamp: int | None = None
     actor: Actor | None = None
     targets: list[Target] = []

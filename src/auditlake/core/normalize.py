@@ -26,6 +26,7 @@ from auditlake.core.event import (
     to_micros,
 )
 from auditlake.core.ids import idempotent_id, uuid7_many
+from auditlake.core.times import TimeFormatError, parse_rfc3339
 from auditlake.errors import Forbidden, InvalidInput, MalformedInput, PayloadTooLarge
 
 _encode = msgspec.json.encode
@@ -224,11 +225,11 @@ def _occurred_at(item: EventInput, received_at: datetime, found: list[Problem]) 
         return datetime.fromtimestamp(item.timestamp / 1000, UTC)
     if item.occurred_at is None:
         return received_at
-    try:  # no offset given: read as UTC
-        moment = item.occurred_at.replace(tzinfo=item.occurred_at.tzinfo or UTC).astimezone(UTC)
-    except OverflowError:  # e.g. 9999-12-31T23:00:00-05:00
-        moment = received_at
-        found.append(Problem("occurred_at", "must be between 1970 and 9999 in UTC"))
+    try:  # RFC 3339 with an offset: without one, when it happened is a guess
+        moment = parse_rfc3339(item.occurred_at)
+    except TimeFormatError as exc:
+        found.append(Problem("occurred_at", str(exc)))
+        return received_at
     if moment.year < 1970:
         found.append(Problem("occurred_at", "must be between 1970 and 9999 in UTC"))
     return moment

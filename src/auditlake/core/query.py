@@ -10,12 +10,13 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 import msgspec
 
-from auditlake.core.event import Event, search_text, to_micros
+from auditlake.core.event import EPOCH, Event, from_micros, search_text, to_micros
+from auditlake.core.times import TimeFormatError, is_relative, parse_moment
 from auditlake.core.words import search_words
 from auditlake.errors import InvalidInput, MalformedInput
 
@@ -81,6 +82,9 @@ class Query(msgspec.Struct, frozen=True):
     order: Order = "desc"
     limit: int = DEFAULT_LIMIT
     after: Position | None = None
+    # The moment a relative bound (`since=24h`) was counted back from, when
+    # there is one; the cursor keeps it, so every page covers the same window.
+    now_us: int | None = None
 
     def fingerprint(self) -> str:
         """Identifies tenant + filters + order, so a cursor cannot be reused elsewhere."""
@@ -88,13 +92,27 @@ class Query(msgspec.Struct, frozen=True):
         return hashlib.sha256(key).hexdigest()[:16]
 
 
-class _CursorBody(msgspec.Struct, array_like=True):
+class _CursorBody(msgspec.Struct, array_like=True, omit_defaults=True):
     fingerprint: str
     position: Position
+    now_us: int | None = None
 
 
-def parse_query(tenant: str, params: Mapping[str, str], *, max_limit: int = MAX_LIMIT) -> Query:
-    """Build a Query from string parameters (query string or CLI flags)."""
+def parse_query(
+    tenant: str,
+    params: Mapping[str, str],
+    *,
+    max_limit: int = MAX_LIMIT,
+    now: datetime | None = None,
+) -> Query:
+    """Build a Query from string parameters (query string or CLI flags).
+
+    `since` / `until` take the forms of `core.times.parse_moment`; `now` (aware)
+    is what a duration counts back from, and is needed only for one. Resuming
+    from a cursor counts back from the cursor's first page's `now` instead.
+    A bound in no accepted form is a 400 (MalformedInput) naming the field and
+    the forms; any other bad parameter a 422 (InvalidInput) naming it.
+    """
     unknown = sorted(set(params) - set(FILTER_NAMES) - set(PAGING_NAMES) - {"tenant", "format"})
     if unknown:
         raise InvalidInput(
@@ -109,6 +127,9 @@ def parse_query(tenant: str, params: Mapping[str, str], *, max_limit: int = MAX_
     outcome = _clean(params.get("outcome"))
     if outcome not in (None, "success", "failure"):
         raise InvalidInput("outcome must be success or failure", [invalid_param("outcome")])
+    cursor = params.get("cursor")
+    resumed = _cursor_body(cursor) if cursor else None
+    now_us = _pinned_now(params, resumed, now)
     filters = Filters(
         action=action,
         action_prefix=action_prefix,
@@ -118,33 +139,40 @@ def parse_query(tenant: str, params: Mapping[str, str], *, max_limit: int = MAX_
         target_type=_clean(params.get("target_type")),
         outcome=outcome,
         source=_clean(params.get("source")),
-        since_us=_moment(params.get("since"), "since"),
-        until_us=_moment(params.get("until"), "until"),
+        since_us=_moment(params.get("since"), "since", now_us),
+        until_us=_moment(params.get("until"), "until", now_us),
         q=_search_words(params.get("q")),
     )
     order = params.get("order", "desc")
     if order not in ORDERS:
         raise InvalidInput("order must be asc or desc", [invalid_param("order")])
-    query = Query(tenant, filters, ORDERS[order], _limit(params.get("limit"), max_limit))
-    cursor = params.get("cursor")
-    if cursor:
-        query = msgspec.structs.replace(query, after=decode_cursor(cursor, query))
+    limit = _limit(params.get("limit"), max_limit)
+    query = Query(tenant, filters, ORDERS[order], limit, now_us=now_us)
+    if resumed is not None:
+        query = msgspec.structs.replace(query, after=_position(resumed, query))
     return query
 
 
 def encode_cursor(query: Query, position: Position) -> str:
     """The opaque cursor that resumes `query` after `position`."""
-    raw = msgspec.json.encode(_CursorBody(query.fingerprint(), position))
+    raw = msgspec.json.encode(_CursorBody(query.fingerprint(), position, query.now_us))
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str, query: Query) -> Position:
     """The position inside a cursor made for this same query, or a 422."""
+    return _position(_cursor_body(cursor), query)
+
+
+def _cursor_body(cursor: str) -> _CursorBody:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        body = msgspec.json.decode(raw, type=_CursorBody)
+        return msgspec.json.decode(raw, type=_CursorBody)
     except (binascii.Error, ValueError, msgspec.DecodeError, msgspec.ValidationError):
         raise InvalidInput("the cursor is not valid", [invalid_param("cursor")]) from None
+
+
+def _position(body: _CursorBody, query: Query) -> Position:
     if body.fingerprint != query.fingerprint():
         raise InvalidInput(
             "the cursor belongs to a search with other filters or order", [invalid_param("cursor")]
@@ -156,6 +184,20 @@ def _clean(value: str | None) -> str | None:
     if value is None:
         return None
     return value.strip() or None
+
+
+def _pinned_now(
+    params: Mapping[str, str], resumed: _CursorBody | None, now: datetime | None
+) -> int | None:
+    """What relative bounds count back from: the first page's now, else `now`;
+    None when no bound is relative (so the cursor stays as it was)."""
+    if not any(is_relative(_clean(params.get(name)) or "") for name in ("since", "until")):
+        return None
+    if resumed is not None and resumed.now_us is not None:
+        return resumed.now_us
+    if now is None:
+        raise TypeError("parse_query needs now= for a relative since/until")
+    return to_micros(now)
 
 
 def _search_words(value: str | None) -> str | None:
@@ -177,20 +219,25 @@ def _search_words(value: str | None) -> str | None:
     return text
 
 
-def _moment(value: str | None, field: str) -> int | None:
+def _moment(value: str | None, field: str, now_us: int | None) -> int | None:
     text = _clean(value)
-    return None if text is None else to_micros(parse_time(text, field))
+    if text is None:
+        return None
+    # EPOCH is never read: only a duration reads now, and then now_us is set.
+    now = EPOCH if now_us is None else from_micros(now_us)
+    return to_micros(parse_time(text, field, now))
 
 
-def parse_time(text: str, field: str) -> datetime:
-    """An RFC 3339 time (UTC when it names no offset), or a 422 naming `field`."""
+def parse_time(text: str, field: str, now: datetime) -> datetime:
+    """A time filter (`since`, `until`, CLI flags) as an aware UTC datetime: an
+    RFC 3339 time, a date (midnight UTC) or a duration before `now` (`24h`),
+    as `core.times.parse_moment` reads them; or a 400 naming `field` and the
+    accepted forms."""
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(
-            f"{field} must be an ISO 8601 / RFC 3339 time", [invalid_param(field)]
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        return parse_moment(text.strip(), now)
+    except TimeFormatError as exc:
+        message = f"{field}: {exc}"
+        raise MalformedInput(message, [{"field": field, "message": str(exc)}]) from None
 
 
 def _limit(value: str | None, max_limit: int) -> int:

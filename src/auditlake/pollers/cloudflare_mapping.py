@@ -11,13 +11,14 @@ resource is that zone. What has no field of its own goes to `metadata`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from auditlake.core.event import Actor, Context, EventInput, Outcome, Target
 from auditlake.core.normalize import Provenance
+from auditlake.core.times import TimeFormatError, format_rfc3339, parse_rfc3339
 from auditlake.pollers.base import InvalidItem, Mapped
 
 # Under the 64 KiB metadata limit with room for the `truncated` list.
@@ -91,14 +92,12 @@ def _time(value: Any, field: str) -> datetime:
     if not isinstance(value, str):
         raise InvalidItem(f"'{field}' is missing or not a string", {"field": field})
     try:
-        moment = datetime.fromisoformat(value.strip())
-        # No offset is not RFC 3339; read it as UTC like the events API does.
-        return moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC)
-    except (ValueError, OverflowError):
-        shown = value[:64]
-        raise InvalidItem(
-            f"'{field}' is not an RFC 3339 time: {shown!r}", {"field": field}
-        ) from None
+        # The RFC 3339 parser every timestamp input shares. Cloudflare documents
+        # its times as UTC, so one without an offset is read as UTC: a pulled
+        # event is not dead-lettered over a format detail its API defines.
+        return parse_rfc3339(value.strip(), naive_is_utc=True)
+    except TimeFormatError as exc:
+        raise InvalidItem(f"'{field}' is not an RFC 3339 time: {exc}", {"field": field}) from None
 
 
 def _text(value: Any) -> str | None:
@@ -211,7 +210,7 @@ def _mapped(
     event = EventInput(
         action=kind,
         id=event_id,
-        occurred_at=occurred,
+        occurred_at=format_rfc3339(occurred),
         actor=actor,
         targets=targets,
         context=Context(ip=ip, user_agent=user_agent) if ip or user_agent else None,
