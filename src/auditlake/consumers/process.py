@@ -32,7 +32,10 @@ CONSUMER_NICENESS = 19  # the lowest: the recorder (5) and ingest (0) come first
 RESTART_SECONDS = 1.0
 QUICK_DEATH_SECONDS = 10.0
 MAX_QUICK_DEATHS = 5
-STOP_SECONDS = 300.0
+# How long stop() lets the child flush before it kills it (its cursors are
+# durable: the next start archives the rest), so a shutdown fits in the 90 s
+# a service manager usually gives, even when the lake cannot be written.
+STOP_SECONDS = 45.0
 
 
 class ConsumerProcess:

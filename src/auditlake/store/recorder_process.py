@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 RECORDER_NICENESS = 5
 RESTART_SECONDS = 1.0
+RETRY_SECONDS = 1.0  # between tries when indexing fails
+# How long close() lets the child catch up (the backlog is at most
+# max_index_lag_seconds of indexing) before it kills it.
+CLOSE_SECONDS = 20.0
 MAX_QUICK_DEATHS = 5
 STORE_CACHE_KIB = 256 * 1024
 STORE_CHECKPOINT_PAGES = 50_000
@@ -128,8 +132,16 @@ class RecorderProcess:
         with self._send_lock:
             self._closing = True
         self._send(("close",))
-        if self._supervisor is not None:
-            self._supervisor.join(timeout=90)
+        supervisor = self._supervisor
+        if supervisor is not None:
+            supervisor.join(timeout=CLOSE_SECONDS)
+            if supervisor.is_alive():  # its store is stuck; killing it loses nothing indexed
+                log.error("the recorder did not stop within %s s; killing it", CLOSE_SECONDS)
+                with self._send_lock:
+                    process = self._process
+                if process is not None:
+                    process.kill()
+                supervisor.join(timeout=CLOSE_SECONDS)
         self._release_waiters(lambda _target: True)
 
     def _send(self, message: tuple[Any, ...]) -> None:
@@ -166,7 +178,7 @@ class RecorderProcess:
             process = self._process
             assert process is not None
             if self._closing:
-                process.join(timeout=60)
+                process.join(timeout=CLOSE_SECONDS)
                 break
             quick_deaths = 0 if reported else quick_deaths + 1
             log.error("the recorder process exited (code %s); restarting", process.exitcode)
@@ -238,9 +250,12 @@ def run_child(
         if at < head:
             try:
                 events, at, seconds = step(journal, store, at, batch_events)
-            except Exception:  # the journal is intact; try again shortly
-                log.exception("indexing after seq %d failed", at)
-                time.sleep(1.0)
+            except Exception as exc:  # the journal is intact; try again shortly
+                log.error("indexing after seq %d failed (retrying): %s", at, exc)
+                # Told to close (or orphaned) while indexing fails (a full disk):
+                # stop now; what was indexed is committed, a new start resumes.
+                if closing or _closed_within(pipe, RETRY_SECONDS):
+                    return
                 at = position(store)
                 continue
             if not _tell(pipe, at, events, seconds, head):
@@ -263,6 +278,18 @@ def run_child(
             closing = closing or message[0] == "close"
             timeout = 0.0
         head = max(head, _journal_head(journal))
+
+
+def _closed_within(pipe: Connection, seconds: float) -> bool:
+    """Wait up to `seconds` for news; True if it was "close" or the parent left."""
+    deadline = time.monotonic() + seconds
+    while pipe.poll(max(0.0, deadline - time.monotonic())):
+        try:
+            if pipe.recv()[0] == "close":
+                return True
+        except (EOFError, OSError):
+            return True
+    return False
 
 
 def _tell(pipe: Connection, at: int, events: int, seconds: float, head: int) -> bool:
