@@ -8,6 +8,8 @@ each other's write lock.
 
 from __future__ import annotations
 
+import os
+
 from starlette.applications import Starlette
 
 from auditlake.config import Settings
@@ -15,6 +17,7 @@ from auditlake.consumers.archiver import Archiver
 from auditlake.consumers.process import ConsumerProcess
 from auditlake.consumers.runner import ConsumerGroup, ConsumerRunner
 from auditlake.consumers.state import ConsumerState
+from auditlake.files import PRIVATE_UMASK
 from auditlake.gc_tuning import freeze_startup_objects
 from auditlake.journal.base import Journal
 from auditlake.journal.sqlite import SqliteJournal
@@ -28,6 +31,7 @@ from auditlake.store.recorder_process import RecorderProcess
 from auditlake.store.sqlite import SqliteStore
 from auditlake.store.sqlite_retention import RetentionRunner, SqliteRetention
 from auditlake.web.app import create_app
+from auditlake.web.memory import tune_allocator
 from auditlake.web.metrics import Metrics
 from auditlake.web.services import Services
 
@@ -158,6 +162,8 @@ def serve(settings: Settings) -> None:
     """Run the HTTP server until interrupted."""
     import uvicorn
 
+    os.umask(PRIVATE_UMASK)  # whatever else the process and its children write
+    tune_allocator()
     app = build_app(settings)
     freeze_startup_objects()
     uvicorn.run(

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import apsw
 
 from auditlake.errors import Unavailable
+from auditlake.files import private_file, private_folder
 
 Schema = Literal["journal", "store", "keys", "pollers", "consumers"]
 _MIGRATION = re.compile(r"(\d{4})_[a-z0-9_]+\.sql", re.ASCII)
@@ -36,21 +37,24 @@ BUSY_TIMEOUT_MS = 30_000
 
 def connect(path: Path, *, synchronous: str = "FULL", wal: bool = True) -> DbConnection:
     """A connection in autocommit mode (transactions are explicit BEGIN/COMMIT,
-    so a group commit is exactly one transaction)."""
+    so a group commit is exactly one transaction). A new database file is
+    made private (0600) first."""
     try:
+        if str(path) != ":memory:":
+            private_file(path)
         conn = apsw.Connection(str(path))
         conn.set_busy_timeout(BUSY_TIMEOUT_MS)
         if wal:
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
-    except apsw.Error as exc:
+    except (apsw.Error, OSError) as exc:
         raise Unavailable(f"cannot open the database {path}: {exc}") from exc
     return conn
 
 
 def open_database(path: Path, schema: Schema, *, synchronous: str = "FULL") -> DbConnection:
     """Create the folder and database if needed and apply pending migrations."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)
     conn = connect(path, synchronous=synchronous)
     migrate(conn, schema)
     return conn

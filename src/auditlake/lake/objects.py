@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from auditlake.errors import Unavailable
+from auditlake.files import FILE_MODE, private_folder
 
 
 class ObjectStore(Protocol):
@@ -69,7 +70,7 @@ class LocalObjects:
     def put(self, path: str, data: bytes, expected: str | None) -> bool:
         """Write `data` at `path` atomically if the file is still at `expected`."""
         target = self.root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(target.parent)
         with self._lock_for(target.parent), _FileLock(target.parent / ".lock"):
             current = self.get(path)
             if (current[1] if current else None) != expected:
@@ -104,7 +105,7 @@ class _FileLock:
     def __enter__(self) -> None:
         import fcntl
 
-        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def __exit__(self, *_exc: object) -> None:
