@@ -41,6 +41,16 @@ class InvalidInput(AuditlakeError):
     code = "invalid"
 
 
+class Conflict(AuditlakeError):
+    """A different event is already stored under an id the request uses, or
+    two events of one request share an id but differ. Nothing of the request
+    was stored; `details` lists `{"id", "index", "message"}` per conflicting
+    event (`index`: its position in the request)."""
+
+    status = 409
+    code = "conflict"
+
+
 class PayloadTooLarge(AuditlakeError):
     """The body is larger than the configured byte limit."""
 
@@ -69,6 +79,14 @@ class NotFound(AuditlakeError):
     code = "not_found"
 
 
+class TooManyRequests(AuditlakeError):
+    """One client (API key) holds as much as it may at once; retry after a pause."""
+
+    status = 429
+    code = "too_many_requests"
+    transient = True
+
+
 class Overloaded(AuditlakeError):
     """The write queue is full; the caller should retry after a pause."""
 
@@ -87,13 +105,5 @@ class Unavailable(AuditlakeError):
 
 class ConfigError(AuditlakeError):
     """The configuration file or environment is invalid."""
-class TooManyRequests(AuditlakeError):
-    """One client (API key) holds as much as it may at once; retry after a pause."""
-
-    status = 429
-    code = "too_many_requests"
-    transient = True
-
-
 
     code = "config"

@@ -77,8 +77,9 @@ def test_resent_batch_is_reported_as_duplicates(server: Server, data_dir: Path) 
         assert (again.status_code, again.json()) == (200, batch_answer(ids, "duplicate"))
         check_stored(client, db, set(ids))
 
+        # Each id with its own content (as first sent): a re-sent id must be identical.
         overlap = [f"dup-{n}" for n in range(100, 200)]
-        mixed = post_batch(client, [event(event_id, n) for n, event_id in enumerate(overlap)])
+        mixed = post_batch(client, [event(f"dup-{n}", n) for n in range(100, 200)])
         assert mixed.status_code == 201
         statuses = {r["id"]: r["status"] for r in mixed.json()["results"]}
         assert [r["id"] for r in mixed.json()["results"]] == overlap
@@ -89,6 +90,14 @@ def test_resent_batch_is_reported_as_duplicates(server: Server, data_dir: Path) 
 
         single = client.post("/v1/events", json=first[0])
         assert (single.status_code, single.json()) == (200, {"id": "dup-0", "status": "duplicate"})
+        check_stored(client, db, all_ids)
+
+        # Another event under a stored id: 409 naming it, and nothing of the batch stored.
+        changed = [event("new-1", 1), {**first[5], "action": "doc.deleted"}]
+        refused = post_batch(client, changed)
+        assert refused.status_code == 409, refused.text
+        details = refused.json()["error"]["details"]
+        assert [(d["id"], d["index"]) for d in details] == [("dup-5", 1)]
         check_stored(client, db, all_ids)
 
 
@@ -114,6 +123,10 @@ def test_idempotency_key_batch_resent_gets_same_ids(server: Server, data_dir: Pa
     with open_client(server, key) as client:
         late = post_batch(client, anonymous, "import-2024-06-01")
         assert (late.status_code, late.json()) == (200, batch_answer(ids, "duplicate"))
+        check_stored(client, db, set(ids))
+        # The fingerprints are durable too: the same key with another body is a 409.
+        shifted = post_batch(client, [event(None, n + 1) for n in range(40)], "import-2024-06-01")
+        assert shifted.status_code == 409, shifted.text
         check_stored(client, db, set(ids))
         other = post_batch(client, anonymous, "import-2024-06-02")
         assert other.status_code == 201

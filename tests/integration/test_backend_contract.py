@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,7 +19,7 @@ import pytest
 from auditlake.core.event import EventInput, StoredEvent
 from auditlake.core.normalize import Limits, Origin, normalize
 from auditlake.core.query import Query, parse_query
-from auditlake.errors import Overloaded, Unavailable
+from auditlake.errors import Conflict, Overloaded, Unavailable
 from auditlake.journal.base import AppendResult
 from auditlake.journal.memory import MemoryEventLog
 from auditlake.journal.sqlite import SqliteJournal
@@ -33,6 +33,7 @@ from auditlake.store.sqlite_recorder import step as recorder_step
 
 class Backend(Protocol):
     def append(self, events: list[StoredEvent]) -> list[AppendResult]: ...
+    def append_keeping_first(self, events: list[StoredEvent]) -> list[AppendResult]: ...
     def get(self, tenant: str, event_id: str) -> bytes | None: ...
     def search(self, query: Query) -> Page: ...
 
@@ -51,6 +52,9 @@ class SqlitePair:
     def append(self, events: list[StoredEvent]) -> list[AppendResult]:
         return self.journal.submit(events).result(timeout=10)
 
+    def append_keeping_first(self, events: list[StoredEvent]) -> list[AppendResult]:
+        return self.journal.submit(events, keep_first=True).result(timeout=10)
+
     def get(self, tenant: str, event_id: str) -> bytes | None:
         return self.store.get(tenant, event_id)
 
@@ -68,6 +72,9 @@ class MemoryPair(MemoryEventLog):
     def append(self, events: list[StoredEvent]) -> list[AppendResult]:
         return self.submit(events).result()
 
+    def append_keeping_first(self, events: list[StoredEvent]) -> list[AppendResult]:
+        return self.submit(events, keep_first=True).result()
+
 
 @pytest.fixture(params=["memory", "sqlite"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
@@ -81,8 +88,13 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     pair.close()
 
 
-def stored(tenant: str, *events: dict[str, Any]) -> list[StoredEvent]:
-    origin = Origin(tenant, "key:t", "api", datetime(2024, 6, 1, tzinfo=UTC))
+RECEIVED = datetime(2024, 6, 1, tzinfo=UTC)
+
+
+def stored(
+    tenant: str, *events: dict[str, Any], received: datetime = RECEIVED, caller: str = "key:t"
+) -> list[StoredEvent]:
+    origin = Origin(tenant, caller, "api", received)
     inputs = [msgspec.convert(e, EventInput) for e in events]
     return normalize(inputs, origin, Limits())
 
@@ -92,7 +104,7 @@ def test_append_get_and_exactly_once(backend: Backend) -> None:
     assert [r.status for r in first] == ["created", "created"]
     again = backend.append(stored("acme", {"id": "b", "action": "x"}, {"id": "c", "action": "x"}))
     assert [(r.id, r.status) for r in again] == [("b", "duplicate"), ("c", "created")]
-    inside = backend.append(stored("acme", {"id": "d", "action": "x"}, {"id": "d", "action": "y"}))
+    inside = backend.append(stored("acme", {"id": "d", "action": "x"}, {"id": "d", "action": "x"}))
     assert [r.status for r in inside] == ["created", "duplicate"]
     assert backend.append(stored("other", {"id": "a", "action": "x"}))[0].status == "created"
     body = backend.get("acme", "a")
@@ -100,6 +112,110 @@ def test_append_get_and_exactly_once(backend: Backend) -> None:
     assert backend.get("nobody", "a") is None
     page = backend.search(parse_query("acme", {"limit": "100"}))
     assert sorted(msgspec.json.decode(b)["id"] for b in page.events) == ["a", "b", "c", "d"]
+
+
+EVT_7: dict[str, Any] = {
+    "id": "evt-7", "action": "user.signed_in", "occurred_at": "2024-05-31T23:00:00Z",
+    "actor": {"id": "u1", "type": "user", "name": "Ada"},
+    "targets": [{"id": "t0", "type": "team"}, {"id": "t1", "type": "repo"}],
+    "context": {"ip": "10.0.0.1"}, "metadata": {"plan": "pro", "seats": 3},
+}  # fmt: skip
+
+
+def test_an_identical_resend_is_a_duplicate_whatever_the_service_filled_in(
+    backend: Backend,
+) -> None:
+    no_time = {"id": "evt-8", "action": "user.signed_out"}  # occurred_at: the receipt time
+    first = backend.append(stored("acme", EVT_7, no_time))
+    assert [(r.id, r.status) for r in first] == [("evt-7", "created"), ("evt-8", "created")]
+    original = backend.get("acme", "evt-7")
+    # A second later, through another key, in the same content written another
+    # way: keys reordered, blanks around text, the default version spelled out,
+    # occurred_at in another offset and as openstatus epoch milliseconds.
+    same = {
+        **EVT_7, "action": " user.signed_in ", "version": 1,
+        "metadata": {"seats": 3, "plan": "pro"}, "occurred_at": "2024-06-01T01:00:00+02:00",
+    }  # fmt: skip
+    as_millis = {**EVT_7, "occurred_at": None, "timestamp": 1_717_196_400_000}
+    later = RECEIVED + timedelta(seconds=1)
+    again = backend.append(stored("acme", same, as_millis, no_time, received=later, caller="key:u"))
+    assert [(r.id, r.status) for r in again] == [("evt-7", "duplicate")] * 2 + [
+        ("evt-8", "duplicate")
+    ]
+    assert backend.get("acme", "evt-7") == original  # the first copy, untouched
+
+
+CHANGES: dict[str, dict[str, Any]] = {
+    "action": {"action": "org.deleted"},
+    "occurred_at": {"occurred_at": "2024-05-31T23:00:00.000001Z"},
+    "occurred_at left out": {"occurred_at": None},
+    "actor id": {"actor": {"id": "u2", "type": "user", "name": "Ada"}},
+    "actor name": {"actor": {"id": "u1", "type": "user", "name": "Eve"}},
+    "targets": {"targets": [{"id": "t0", "type": "team"}]},
+    "target order": {"targets": [{"id": "t1", "type": "repo"}, {"id": "t0", "type": "team"}]},
+    "context": {"context": {"ip": "10.0.0.2"}},
+    "metadata value": {"metadata": {"plan": "free", "seats": 3}},
+    "metadata key added": {"metadata": {"plan": "pro", "seats": 3, "sso": True}},
+    "outcome": {"outcome": "failure"},
+    "error": {"error": {"code": "E1"}},
+    "version": {"version": 2},
+}
+
+
+@pytest.mark.parametrize("change", CHANGES.values(), ids=list(CHANGES))
+def test_another_event_under_a_stored_id_is_a_conflict_and_nothing_is_stored(
+    backend: Backend, change: dict[str, Any]
+) -> None:
+    backend.append(stored("acme", EVT_7))
+    original = backend.get("acme", "evt-7")
+    batch = stored("acme", {"id": "new-1", "action": "x"}, {**EVT_7, **change})
+    with pytest.raises(Conflict) as refused:
+        backend.append(batch)
+    assert refused.value.status == 409
+    assert refused.value.details == [
+        {"id": "evt-7", "index": 1, "message": "a different event is already stored under this id"}
+    ]
+    assert backend.get("acme", "new-1") is None  # all or nothing
+    assert backend.get("acme", "evt-7") == original
+    assert backend.append(stored("acme", EVT_7))[0].status == "duplicate"
+
+
+def test_two_different_events_with_one_id_in_a_request_are_a_conflict(backend: Backend) -> None:
+    batch = stored(
+        "acme", {"id": "w", "action": "a"}, {"id": "ok", "action": "a"},
+        {"id": "w", "action": "a"}, {"id": "w", "action": "b"},
+    )  # fmt: skip
+    with pytest.raises(Conflict) as refused:
+        backend.append(batch)
+    assert [(p["id"], p["index"]) for p in refused.value.details] == [("w", 3)]
+    assert "index 0" in refused.value.details[0]["message"]
+    assert backend.get("acme", "w") is None and backend.get("acme", "ok") is None
+    same_twice = stored("acme", {"id": "w", "action": "a"}, {"id": "w", "action": "a"})
+    assert [r.status for r in backend.append(same_twice)] == ["created", "duplicate"]
+
+
+def test_a_generated_id_sent_again_is_judged_by_the_stored_body(backend: Backend) -> None:
+    (created,) = backend.append(stored("acme", {"action": "x", "metadata": {"k": "v"}}))
+    resend = {"id": created.id, "action": "x", "metadata": {"k": "v"}}
+    later = RECEIVED + timedelta(minutes=5)
+    assert backend.append(stored("acme", resend, received=later))[0].status == "duplicate"
+    with pytest.raises(Conflict):
+        backend.append(stored("acme", {**resend, "action": "y"}))
+
+
+def test_keep_first_keeps_the_stored_copy_and_reports_the_conflict(backend: Backend) -> None:
+    backend.append(stored("acme", EVT_7))
+    original = backend.get("acme", "evt-7")
+    changed = {**EVT_7, "action": "org.deleted"}
+    results = backend.append_keeping_first(
+        stored("acme", changed, {"id": "n1", "action": "x"}, EVT_7, {"id": "n1", "action": "y"})
+    )
+    assert [(r.id, r.status) for r in results] == [
+        ("evt-7", "conflict"), ("n1", "created"), ("evt-7", "duplicate"), ("n1", "conflict"),
+    ]  # fmt: skip
+    assert backend.get("acme", "evt-7") == original
+    kept = backend.get("acme", "n1")
+    assert kept is not None and msgspec.json.decode(kept)["action"] == "x"
 
 
 def random_events(seed: int, count: int) -> list[dict[str, Any]]:

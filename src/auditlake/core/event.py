@@ -10,6 +10,7 @@ of events per second, tracking them made collections a large share of ingest.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -141,6 +142,42 @@ def to_micros(moment: datetime) -> int:
 def from_micros(micros: int) -> datetime:
     """The aware UTC datetime for microseconds since the Unix epoch."""
     return EPOCH + timedelta(microseconds=micros)
+
+
+# Sorted object keys: JSON objects are unordered, so `{"a": 1, "b": 2}` and
+# `{"b": 2, "a": 1}` are the same content.
+_canonical = msgspec.json.Encoder(order="deterministic")
+FINGERPRINT_BYTES = 16
+
+
+def fingerprint(event: Event) -> bytes:
+    """A 16-byte BLAKE2b digest of what the sender said, to tell an identical
+    re-send (a duplicate) from a different event under a stored id (a conflict).
+
+    It covers every field the sender chose, after normalization: `action`,
+    `occurred_at` (when given), `source`, `outcome`, `version`, `actor`,
+    `targets`, `context`, `error`, `metadata` and `raw`. It leaves out what
+    the service fills in and a retry may change: `received_at`, `caller`, and
+    `occurred_at` when it was not given (then it equals `received_at`, the
+    receipt time). `id` and `tenant` are the key the digest is stored under.
+    The same for an event decoded from its stored body, so stored rows without
+    a digest get theirs on demand.
+    """
+    given = event.occurred_at != event.received_at
+    content = (
+        event.action,
+        to_micros(event.occurred_at) if given else None,
+        event.source,
+        event.outcome,
+        event.version,
+        event.actor,
+        event.targets,
+        event.context,
+        event.error,
+        event.metadata,
+        event.raw,
+    )
+    return hashlib.blake2b(_canonical.encode(content), digest_size=FINGERPRINT_BYTES).digest()
 
 
 def search_text(event: Event) -> str:

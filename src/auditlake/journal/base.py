@@ -11,8 +11,12 @@ Lifecycle contract for every backend:
   with a transient `AuditlakeError` if the batch could not be made durable;
   then nothing of that batch is visible.
 - Exactly once by `(tenant, id)`: an event whose key is already stored (or
-  appears earlier in the same commit) is reported `duplicate` with that id
-  and is not written again.
+  appears earlier in the same commit) with the same caller-supplied content
+  (`core.event.fingerprint`) is reported `duplicate` with that id and is not
+  written again. Under a stored key with other content it is a conflict: the
+  whole request fails with `Conflict` and nothing of it is written, or, when
+  submitted `keep_first`, the stored copy stays and the item is reported
+  `conflict` (`journal.dedupe` judges this for every backend).
 """
 
 from __future__ import annotations
@@ -25,13 +29,16 @@ import msgspec
 
 from auditlake.core.event import StoredEvent
 
-AppendStatus = Literal["created", "duplicate"]
+AppendStatus = Literal["created", "duplicate", "conflict"]
 
 
 class AppendResult(msgspec.Struct, frozen=True):
-    """What happened to one submitted event."""
+    """What happened to one submitted event: `created`, or `duplicate` (the
+    same event is already stored under its id)."""
 
     id: str
+    # `conflict` (another event is stored under the id, and stays) only for
+    # `keep_first` submissions: an API request with a conflict gets a 409.
     status: AppendStatus
 
 
@@ -56,8 +63,12 @@ class Journal(Protocol):
     def start(self) -> None:
         """Open the backend and begin accepting appends."""
 
-    def submit(self, events: list[StoredEvent]) -> Future[list[AppendResult]]:
-        """Queue a batch; the future resolves once it is durable."""
+    def submit(
+        self, events: list[StoredEvent], *, keep_first: bool = False
+    ) -> Future[list[AppendResult]]:
+        """Queue a batch; the future resolves once it is durable, or fails with
+        `Conflict` (nothing written) when an event conflicts with a stored one
+        and `keep_first` is False."""
 
     def pending(self) -> int:
         """Events queued but not yet committed."""

@@ -13,6 +13,7 @@ from auditlake.core.event import StoredEvent
 from auditlake.core.query import Position, Query, matches
 from auditlake.errors import Unavailable
 from auditlake.journal.base import AppendResult
+from auditlake.journal.dedupe import Key, body_fingerprint, fingerprints, judge
 from auditlake.store.base import Page
 
 
@@ -21,7 +22,9 @@ class MemoryEventLog:
 
     def __init__(self) -> None:
         self._rows: list[tuple[int, StoredEvent]] = []
-        self._keys: set[tuple[str, str]] = set()
+        # Per stored key: its fingerprint (None for a generated id: computed
+        # from the body when needed, as the SQLite journal does) and its body.
+        self._keys: dict[Key, tuple[bytes | None, bytes]] = {}
         self._lock = threading.Lock()
         self._running = False
 
@@ -29,23 +32,33 @@ class MemoryEventLog:
         """Begin accepting appends."""
         self._running = True
 
-    def submit(self, events: list[StoredEvent]) -> Future[list[AppendResult]]:
-        """Store the batch at once (exactly once by tenant and id); its queue is never full."""
+    def submit(
+        self, events: list[StoredEvent], *, keep_first: bool = False
+    ) -> Future[list[AppendResult]]:
+        """Store the batch at once (exactly once by tenant and id, a conflict
+        refused unless `keep_first`, as `journal.dedupe` says); its queue is
+        never full."""
         if not self._running:
             raise Unavailable("the journal is not accepting writes")
-        results = []
+        prints = fingerprints(events)
         with self._lock:
-            for stored in events:
-                key = (stored.event.tenant, stored.event.id)
-                if key in self._keys:
-                    results.append(AppendResult(stored.event.id, "duplicate"))
-                    continue
-                self._keys.add(key)
+            judged = judge(events, prints, self._known, keep_first=keep_first)
+            for index in judged.written:
+                stored = events[index]
+                self._keys[(stored.event.tenant, stored.event.id)] = (prints[index], stored.body)
                 self._rows.append((len(self._rows) + 1, stored))
-                results.append(AppendResult(stored.event.id, "created"))
         future: Future[list[AppendResult]] = Future()
-        future.set_result(results)
+        if judged.conflict is not None:
+            future.set_exception(judged.conflict)
+        else:
+            future.set_result(judged.results)
         return future
+
+    def _known(self, key: Key) -> bytes | None:
+        found = self._keys.get(key)
+        if found is None:
+            return None
+        return found[0] if found[0] is not None else body_fingerprint(found[1])
 
     def pending(self) -> int:
         """Always 0: appends complete synchronously."""

@@ -5,8 +5,11 @@ everything queued (up to `max_commit_events`), inserts it into the `events`
 table in one transaction, commits with a full fsync, and only then resolves
 each caller's future. Many concurrent requests therefore share one fsync. The
 queue is bounded in events: when it is full `submit()` raises `Overloaded`
-instead of growing memory. After each commit `on_durable(last_seq)` tells the
-consumers (the recorder) that there is more to read.
+instead of growing memory. Each request is judged on its own
+(`journal.dedupe`): one refused for a conflicting id fails alone, and the
+other requests of the commit are written. After each commit
+`on_durable(last_seq)` tells the consumers (the recorder) that there is more
+to read.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from auditlake.core.event import StoredEvent
 from auditlake.errors import AuditlakeError, Overloaded, Unavailable
 from auditlake.journal.base import AppendResult, CommitObserver, fail, resolve
+from auditlake.journal.dedupe import Judged, Key, body_fingerprint, fingerprints, judge
 from auditlake.sqlite_db import DbConnection, open_database, query, scalar
 
 log = logging.getLogger(__name__)
@@ -29,10 +33,13 @@ _IN_CHUNK = 500
 
 
 class _Request:
-    __slots__ = ("events", "future")
+    __slots__ = ("events", "future", "keep_first", "prints")
 
-    def __init__(self, events: list[StoredEvent]) -> None:
+    def __init__(self, events: list[StoredEvent], keep_first: bool) -> None:
         self.events = events
+        self.keep_first = keep_first
+        # Computed by the submitting thread, so the one writer thread does not.
+        self.prints = fingerprints(events)
         self.future: Future[list[AppendResult]] = Future()
 
 
@@ -68,9 +75,12 @@ class SqliteJournal:
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, events: list[StoredEvent]) -> Future[list[AppendResult]]:
-        """Queue a batch for the next group commit; never blocks."""
-        request = _Request(events)
+    def submit(
+        self, events: list[StoredEvent], *, keep_first: bool = False
+    ) -> Future[list[AppendResult]]:
+        """Queue a batch for the next group commit; never blocks. The future
+        fails with `Conflict` if an event conflicts and not `keep_first`."""
+        request = _Request(events, keep_first)
         with self._wakeup:
             if self._closing or not self.healthy():
                 raise Unavailable("the journal is not accepting writes")
@@ -143,8 +153,11 @@ class SqliteJournal:
             for request in group:
                 fail(request.future, error)
         else:
-            for request, result in zip(group, results, strict=True):
-                resolve(request.future, result)
+            for request, judged in zip(group, results, strict=True):
+                if judged.conflict is not None:
+                    fail(request.future, judged.conflict)
+                else:
+                    resolve(request.future, judged.results)
             self._observe(count, time.perf_counter() - started)
         finally:
             with self._wakeup:
@@ -160,7 +173,7 @@ class SqliteJournal:
         except Exception:
             log.exception("a commit observer failed")
 
-    def _write(self, group: list[_Request]) -> list[list[AppendResult]]:
+    def _write(self, group: list[_Request]) -> list[Judged]:
         conn = self._conn
         assert conn is not None
         conn.execute("BEGIN IMMEDIATE")
@@ -180,40 +193,45 @@ class SqliteJournal:
 
 def _new_rows(
     conn: DbConnection, group: list[_Request], first_seq: int
-) -> tuple[list[list[AppendResult]], list[tuple[object, ...]]]:
-    """Per request its results, and the rows of the events not stored before."""
-    seen = _existing_keys(conn, [e for r in group for e in r.events if not e.new_id])
+) -> tuple[list[Judged], list[tuple[object, ...]]]:
+    """Per request its verdict, and the rows of the events to write."""
+    known = _stored_fingerprints(
+        conn, [e for r in group for e, p in zip(r.events, r.prints, strict=True) if p is not None]
+    )
     rows: list[tuple[object, ...]] = []
-    results = []
+    verdicts = []
     for request in group:
-        outcome: list[AppendResult] = []
-        for stored in request.events:
+        judged = judge(request.events, request.prints, known.get, keep_first=request.keep_first)
+        for index in judged.written:
+            stored, print_ = request.events[index], request.prints[index]
             event = stored.event
-            if not stored.new_id:
-                key = (event.tenant, event.id)
-                if key in seen:
-                    outcome.append(AppendResult(event.id, "duplicate"))
-                    continue
-                seen.add(key)
+            if print_ is not None:  # the requests after this one see it
+                known[(event.tenant, event.id)] = print_
             rows.append((
                 first_seq + len(rows), event.tenant, event.id, stored.occurred_us,
-                stored.received_us, stored.body,
+                stored.received_us, stored.body, print_,
             ))  # fmt: skip
-            outcome.append(AppendResult(event.id, "created"))
-        results.append(outcome)
-    return results, rows
+        verdicts.append(judged)
+    return verdicts, rows
 
 
-def _existing_keys(conn: DbConnection, events: list[StoredEvent]) -> set[tuple[str, str]]:
-    """The (tenant, id) pairs among `events` that are already stored."""
+def _stored_fingerprints(conn: DbConnection, events: list[StoredEvent]) -> dict[Key, bytes]:
+    """The fingerprints of the keys among `events` that are already stored; a
+    row without one (written before fingerprints, or under a generated id)
+    gets it from its body."""
     by_tenant: dict[str, list[str]] = {}
     for stored in events:
         by_tenant.setdefault(stored.event.tenant, []).append(stored.event.id)
-    found: set[tuple[str, str]] = set()
+    found: dict[Key, bytes] = {}
     for tenant, ids in by_tenant.items():
         for start in range(0, len(ids), _IN_CHUNK):
             chunk = ids[start : start + _IN_CHUNK]
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT id FROM events WHERE tenant = ? AND id IN ({marks})"
-            found.update((tenant, row[0]) for row in conn.execute(sql, (tenant, *chunk)))
+            # The body is read only for a row without a fingerprint.
+            sql = (
+                "SELECT id, fingerprint, CASE WHEN fingerprint IS NULL THEN body END "
+                f"FROM events WHERE tenant = ? AND id IN ({marks})"
+            )
+            for event_id, print_, body in conn.execute(sql, (tenant, *chunk)):
+                found[(tenant, event_id)] = print_ if print_ is not None else body_fingerprint(body)
     return found

@@ -55,10 +55,12 @@ def rehydrate(
     for tenant in tenants:
         for events in _pages(reader, tenant, window):
             stored = [_stored(e) for e in events]
-            results = journal.submit(stored).result(timeout=120)
+            # The journal's copy is the original: a lake copy that differs
+            # (`conflict`) leaves it as it is, like a duplicate.
+            results = journal.submit(stored, keep_first=True).result(timeout=120)
             done.read += len(events)
             done.created += sum(r.status == "created" for r in results)
-            done.duplicates += sum(r.status == "duplicate" for r in results)
+            done.duplicates += sum(r.status != "created" for r in results)
             keep = [(keep_until_us, e.tenant, e.id) for e in events]
             with journal_db:
                 journal_db.executemany(query("journal", "keep_until"), keep)

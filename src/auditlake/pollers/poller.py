@@ -7,7 +7,10 @@ to `now - safety_lag`), and never backwards; on any error it stays where it
 was. A first poll starts at `initial_checkpoint`, or one `poll_interval`
 ago. Asking again for the lag window every time is what picks up events the
 vendor publishes late; the journal's exactly-once by `(tenant, id)` makes
-the overlap cost nothing but a duplicate count.
+the overlap cost nothing but a duplicate count. An item fetched again with
+other content than the stored copy keeps the first copy (pages are submitted
+`keep_first`: a vendor cannot be answered 409) and is counted in `conflicts`
+(`auditlake_duplicate_conflicts_total` in /metrics) and logged.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class PollResult(msgspec.Struct):
     fetched: int = 0
     created: int = 0
     duplicates: int = 0
+    conflicts: int = 0  # fetched again with other content; the first copy was kept
     invalid: int = 0
     latest: datetime | None = None  # the newest event time seen
     checkpoint: datetime | None = None  # after the poll; None for a backfill
@@ -132,11 +136,11 @@ class Poller:
                 result.fetched += len(page)
                 stored = self._normalized(self._mapped(page, result), result)
                 if stored:
-                    pending.append(self._journal.submit(stored))
+                    pending.append(self._journal.submit(stored, keep_first=True))
                 while len(pending) > PIPELINE:
-                    _count(pending.popleft(), result)
+                    self._count(pending.popleft(), result)
             while pending:
-                _count(pending.popleft(), result)
+                self._count(pending.popleft(), result)
         except Exception as exc:
             transient = bool(getattr(exc, "transient", True))
             if self._observer is not None:
@@ -185,10 +189,16 @@ class Poller:
         if self._observer is not None:
             self._observer.polled(self.name, result, now)
 
-
-def _count(future: Future[list[AppendResult]], result: PollResult) -> None:
-    """Wait until a page is durable and count what it added."""
-    outcome = future.result(timeout=JOURNAL_WAIT_SECONDS)
-    created = sum(1 for r in outcome if r.status == "created")
-    result.created += created
-    result.duplicates += len(outcome) - created
+    def _count(self, future: Future[list[AppendResult]], result: PollResult) -> None:
+        """Wait until a page is durable and count what it added."""
+        outcome = future.result(timeout=JOURNAL_WAIT_SECONDS)
+        conflicts = [r.id for r in outcome if r.status == "conflict"]
+        created = sum(1 for r in outcome if r.status == "created")
+        result.created += created
+        result.conflicts += len(conflicts)
+        result.duplicates += len(outcome) - created - len(conflicts)
+        if conflicts:
+            log.warning(
+                "%s: %d item(s) fetched again with other content; the first copy is kept: %s",
+                self.name, len(conflicts), ", ".join(conflicts[:5]),
+            )  # fmt: skip

@@ -21,7 +21,7 @@ from auditlake.core import chainguard
 from auditlake.core.cloudevents import CloudEvent, map_cloudevent, type_kept
 from auditlake.core.event import EventInput
 from auditlake.core.normalize import Origin, Provenance, normalize
-from auditlake.errors import AuditlakeError, Forbidden, InvalidInput
+from auditlake.errors import AuditlakeError, Conflict, Forbidden, InvalidInput
 from auditlake.journal.base import AppendResult
 from auditlake.web.auth import Authenticator
 from auditlake.web.cloudevents_http import is_batch, read_events
@@ -80,7 +80,10 @@ class CloudEventsRoutes:
             self.services.metrics.count_events(self.label, "rejected")
             raise
         kept = [e for e in events if type_kept(e.type, self.source.types)]
-        results = await self._record(kept, caller) if kept else []
+        try:
+            results = await self._record(kept, caller) if kept else []
+        except Conflict as conflict:
+            raise _redelivery_conflict(conflict, events, kept) from None
         self.services.metrics.count_events(self.label, "ignored", len(events) - len(kept))
         if not batch:
             if results:
@@ -155,3 +158,27 @@ def _batch_response(
     created = sum(1 for r in results if r.status == "created")
     answer = ReceiveResult(answers, created, len(results) - created, len(events) - len(kept))
     return Response(msgspec.json.encode(answer), 201 if created else 200, media_type=JSON)
+
+
+def _redelivery_conflict(
+    conflict: Conflict, events: list[CloudEvent], kept: list[CloudEvent]
+) -> Conflict:
+    """The journal's conflict told in the sender's terms: each item's position
+    in the request and its CloudEvent `id` and `source` (the event id is
+    derived from them)."""
+    position = {id(event): n for n, event in enumerate(events)}
+    details = []
+    for problem in conflict.details or ():
+        event = kept[problem["index"]]
+        attributes = event.attributes
+        details.append({
+            **problem, "index": position[id(event)],
+            "cloudevent_id": attributes["id"], "cloudevent_source": attributes["source"],
+        })  # fmt: skip
+    first = details[0] if details else {}
+    return Conflict(
+        f"CloudEvent {first.get('cloudevent_id')!r} from {first.get('cloudevent_source')!r} "
+        "was delivered before with other content; nothing was stored (a redelivery must "
+        "be identical; a new event needs a new id)",
+        details,
+    )

@@ -115,8 +115,14 @@ async def journal_events(
     services: Services, stored: list[StoredEvent], label: str
 ) -> list[AppendResult]:
     """Append to the journal and count the outcome under the source `label`;
-    returns once the events are durable."""
-    results = await asyncio.wrap_future(services.journal.submit(stored))
+    returns once the events are durable. Raises `Conflict` (409, nothing
+    stored) when an event differs from the one stored under its id."""
+    try:
+        results = await asyncio.wrap_future(services.journal.submit(stored))
+    except Conflict as conflict:
+        services.metrics.count_conflicts(label, len(conflict.details or ()))
+        services.metrics.count_events(label, "rejected", len(stored))
+        raise
     created = sum(1 for r in results if r.status == "created")
     services.metrics.count_events(label, "accepted", created)
     services.metrics.count_events(label, "duplicate", len(results) - created)
@@ -124,7 +130,8 @@ async def journal_events(
 
 
 def single_response(result: AppendResult) -> Response:
-    """201 for a new event, 200 for a duplicate."""
+    """201 for a new event, 200 for a duplicate (an identical re-send; a
+    different event under a stored id never gets here: `Conflict`, 409)."""
     status = 201 if result.status == "created" else 200
     return Response(msgspec.json.encode(result), status, media_type=JSON)
 

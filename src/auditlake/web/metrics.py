@@ -30,6 +30,13 @@ class Metrics:
             ["source", "result"],
             registry=self.registry,
         )
+        self.conflicts = Counter(
+            "auditlake_duplicate_conflicts",
+            "Events sent or fetched again under a stored id with other content, by source: "
+            "refused with 409 (API, CloudEvents) or the stored copy kept (pollers).",
+            ["source"],
+            registry=self.registry,
+        )
         self.request_seconds = Histogram(
             "auditlake_request_seconds",
             "HTTP request latency by route, method and status.",
@@ -122,6 +129,7 @@ class Metrics:
         self.count_events(label, "accepted", result.created)
         self.count_events(label, "duplicate", result.duplicates)
         self.count_events(label, "rejected", result.invalid)
+        self.count_conflicts(label, result.conflicts)
         if result.checkpoint is not None:
             checkpoint = result.checkpoint.timestamp()
             self.poll_last_success.labels(source).set(now.timestamp())
@@ -137,6 +145,11 @@ class Metrics:
         """Count events by source and result."""
         if amount:
             self.events.labels(source, result).inc(amount)
+
+    def count_conflicts(self, source: str, amount: int = 1) -> None:
+        """Count events that came again under a stored id with other content."""
+        if amount:
+            self.conflicts.labels(source).inc(amount)
 
     def render(self) -> bytes:
         """The text exposition format."""

@@ -73,6 +73,8 @@ def _base_document() -> dict[str, Any]:
         ref_template="#/components/schemas/{name}",
     )
     components["Error"] = _ERROR_SCHEMA
+    # `conflict` is a journal status for pollers; the API answers 409 instead.
+    components["AppendResult"]["properties"]["status"]["enum"] = ["created", "duplicate"]
     components["Page"] = {
         "type": "object",
         "required": ["data", "next_cursor"],
@@ -85,7 +87,10 @@ def _base_document() -> dict[str, Any]:
         "name": "Idempotency-Key",
         "in": "header",
         "schema": {"type": "string", "maxLength": 255},
-        "description": "Derives stable ids for events sent without one; a re-send is a duplicate.",
+        "description": (
+            "Derives stable ids for events sent without one: a re-send of the same body is "
+            "a duplicate, the same key with another body a 409."
+        ),
     }
     return {
         "openapi": "3.1.0",
@@ -103,8 +108,11 @@ def _base_document() -> dict[str, Any]:
                     "requestBody": {"required": True, **json_body("EventInput")},
                     "responses": {
                         "201": {"description": "Stored.", **json_body("AppendResult")},
-                        "200": {"description": "Already stored.", **json_body("AppendResult")},
-                        **errors(400, 401, 403, 413, 422, 503),
+                        "200": {
+                            "description": "Already stored: an identical re-send (a duplicate).",
+                            **json_body("AppendResult"),
+                        },
+                        **errors(400, 401, 403, 409, 413, 422, 503),
                     },
                 },
                 "get": {
@@ -124,7 +132,7 @@ def _base_document() -> dict[str, Any]:
                     "responses": {
                         "201": {"description": "Some stored.", **json_body("BatchResult")},
                         "200": {"description": "All duplicates.", **json_body("BatchResult")},
-                        **errors(400, 401, 403, 413, 422, 503),
+                        **errors(400, 401, 403, 409, 413, 422, 503),
                     },
                 },
             },

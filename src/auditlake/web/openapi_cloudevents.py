@@ -54,6 +54,11 @@ _RECEIVER_403 = {
 }
 _RECEIVER_ERRORS = {
     400: "Malformed JSON (structured or batch mode, or JSON data in binary mode).",
+    409: (
+        "A redelivery (same `source` and `id`) with other content than the stored "
+        "CloudEvent; nothing of the request was stored. `details` names each (`index`, "
+        "`cloudevent_id`, `cloudevent_source`)."
+    ),
     413: "The body is over the size limit (an event's; the whole body's for a batch).",
     422: (
         "Not a CloudEvent (no `ce-*` headers and not a CloudEvents media type), a missing "
@@ -234,7 +239,7 @@ def _receive_operation(source: CloudEventsSource) -> dict[str, Any]:
                 },
             },
             **errors(
-                400, 401, 403, 413, 422, 503,
+                400, 401, 403, 409, 413, 422, 503,
                 described={
                     **_RECEIVER_ERRORS, 401: _RECEIVER_401[auth], 403: _RECEIVER_403[auth],
                     503: _OIDC_503 if auth == "oidc" else STATUS[503],

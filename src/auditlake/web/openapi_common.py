@@ -25,6 +25,11 @@ STATUS = {
     401: "No API key, or an unknown or revoked one.",
     403: "The key lacks the scope, or names another tenant.",
     404: "No such event for this tenant.",
+    409: (
+        "A different event is already stored under an id of the request (or two of its "
+        "events share an id but differ); nothing was stored. `details` names each "
+        "(`id`, `index` in the request). An identical re-send is a 200 duplicate instead."
+    ),
     413: "The body is over the size limit.",
     422: "Invalid event(s), query or limit; `details` lists each field.",
     503: "Overloaded or shutting down; retry after `Retry-After` seconds.",

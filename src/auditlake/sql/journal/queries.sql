@@ -1,5 +1,6 @@
 -- name: insert_event
-INSERT INTO events (seq, tenant, id, occurred_us, received_us, body) VALUES (?, ?, ?, ?, ?, ?);
+INSERT INTO events (seq, tenant, id, occurred_us, received_us, body, fingerprint)
+VALUES (?, ?, ?, ?, ?, ?, ?);
 
 -- name: last_seq
 SELECT coalesce(max(seq), 0) FROM events;
