@@ -56,7 +56,7 @@ def rehydrate(
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Load a window of lake events back into the store, to search them again.
+    """Load a window of lake events back into the searchable store.
 
     Running it twice stores nothing twice. The events stay searchable for the
     rehydrated_days of the retention settings, then retention removes them.

@@ -23,8 +23,14 @@ _FILTER_DOCS = {
     "target_type": "Type of any target.",
     "outcome": "`success` or `failure`.",
     "source": "Where the event came from (`api`, ...).",
-    "since": "occurred_at at or after this RFC 3339 time.",
-    "until": "occurred_at before this RFC 3339 time.",
+    "since": (
+        "occurred_at at or after this time: an RFC 3339 date-time with an offset "
+        "(`2026-11-01T08:00:00Z`), a date (`2026-11-01`, midnight UTC), or a duration "
+        "before now: a whole number and one unit of s, m, h, d, w (`15m`, `24h`, `7d`). "
+        "A duration is counted from the first page's time: a cursor keeps the window. "
+        "Any other form: 400 naming the accepted ones."
+    ),
+    "until": "occurred_at before this time, in the forms of `since`.",
     "q": (
         "Words that must all appear in actor or target ids, names or emails, the error, "
         "or metadata values (prefix match; case, Unicode normalization form and accents "
