@@ -18,7 +18,7 @@ from auditlake.core.query import invalid_param, parse_query
 from auditlake.errors import InvalidInput
 from auditlake.web.auth import Authenticator, read_tenant
 from auditlake.web.services import Services
-from auditlake.web.streams import PagedResponse, PageWalk
+from auditlake.web.streams import PagedResponse, PageWalk, groups
 
 # What may stand in a quoted filename as is: anything else (quotes, control
 # characters, non-ASCII) would break the header or be read differently.
@@ -74,8 +74,8 @@ async def _export_body(
         yield header
     events = first
     while True:
-        if events:
-            yield render(events)
+        for group in groups(events):
+            yield render(group)
         if walk.done:
             return
         events = await walk.next()

@@ -11,7 +11,7 @@ and whatever the answer held (its per-key slot, its sub-page) is let go.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
 
 import anyio
 import msgspec
@@ -26,7 +26,7 @@ from auditlake.web.metrics import CLIENT_GONE
 
 log = logging.getLogger(__name__)
 
-PAGE_BYTES = 2 * 1024 * 1024
+PAGE_BYTES = 1024 * 1024
 SLICE_BYTES = 256 * 1024
 # The first sub-page, before the size of this search's events is known.
 FIRST_PAGE_EVENTS = 50
@@ -69,6 +69,20 @@ class PageWalk:
         return events
 
 
+def groups(events: list[bytes]) -> Iterator[list[bytes]]:
+    """`events` in runs of about SLICE_BYTES, so no copy of a whole sub-page is made."""
+    run: list[bytes] = []
+    size = 0
+    for body in events:
+        run.append(body)
+        size += len(body)
+        if size >= SLICE_BYTES:
+            yield run
+            run, size = [], 0
+    if run:
+        yield run
+
+
 async def search_body(
     query: Query, walk: PageWalk, first: list[bytes]
 ) -> AsyncGenerator[bytes, None]:
@@ -76,8 +90,8 @@ async def search_body(
     sub-page, `first` being the walk's first sub-page."""
     events, separator = first, b'{"data":['
     while True:
-        if events:
-            yield separator + b",".join(events)
+        for group in groups(events):
+            yield separator + b",".join(group)
             separator = b","
         if walk.done:
             break
