@@ -76,6 +76,9 @@ class Journal(Protocol):
     def healthy(self) -> bool:
         """False once the writer has stopped or failed."""
 
+    def write_failure(self) -> str | None:
+        """Why writes fail right now (the backend's words), or None."""
+
     def close(self) -> None:
         """Commit what was submitted, then stop."""
 
@@ -86,9 +89,6 @@ class Consumer(Protocol):
 
     def start(self) -> None:
         """Resume after the stored position."""
-
-    def write_failure(self) -> str | None:
-        """Why writes fail right now (the backend's words), or None."""
 
     def sync(self) -> Future[None]:
         """Resolves once everything the journal holds now is processed."""

@@ -68,6 +68,10 @@ class MemoryEventLog:
         """True between start() and close()."""
         return self._running
 
+    def write_failure(self) -> str | None:
+        """Always None: memory does not fill up the way a disk does."""
+        return None
+
     def close(self) -> None:
         """Stop accepting appends (the data stays readable)."""
         self._running = False
@@ -79,10 +83,6 @@ class MemoryEventLog:
         for _seq, stored in rows:
             if stored.event.tenant == tenant and stored.event.id == event_id:
                 return stored.body
-        return None
-
-    def write_failure(self) -> str | None:
-        """Always None: memory does not fill up the way a disk does."""
         return None
 
     def search(self, query: Query) -> Page:

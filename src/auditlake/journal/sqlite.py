@@ -22,6 +22,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 
+import apsw
+
 from auditlake.core.event import StoredEvent
 from auditlake.errors import AuditlakeError, Overloaded, Unavailable
 from auditlake.journal.base import AppendResult, CommitObserver, fail, resolve
@@ -30,6 +32,8 @@ from auditlake.sqlite_db import DbConnection, open_database, query, scalar
 
 log = logging.getLogger(__name__)
 _IN_CHUNK = 500
+PROBE_SECONDS = 1.0
+_PROBE = "CREATE TABLE auditlake_write_probe (x); DROP TABLE auditlake_write_probe"
 
 
 class _Request:
@@ -67,6 +71,7 @@ class SqliteJournal:
         self._thread: threading.Thread | None = None
         self._conn: DbConnection | None = None
         self._committed = 0  # last seq committed
+        self._failure: str | None = None  # why the last write failed, until one works
 
     def start(self) -> None:
         """Open the database (applying migrations) and start the writer."""
@@ -100,6 +105,12 @@ class SqliteJournal:
         thread = self._thread
         return thread is not None and thread.is_alive()
 
+    def write_failure(self) -> str | None:
+        """Why writes fail (e.g. "database or disk is full"), or None when the
+        last write worked. While writes fail, the idle writer tries a small
+        write every PROBE_SECONDS, so this clears once the disk has room."""
+        return self._failure
+
     def close(self) -> None:
         """Commit everything already submitted, then stop the writer."""
         with self._wakeup:
@@ -117,7 +128,10 @@ class SqliteJournal:
                 group = self._next_group()
                 if group is None:
                     return
-                self._commit_group(group)
+                if group:
+                    self._commit_group(group)
+                else:
+                    self._probe()
         finally:  # whatever stopped the writer, nobody is left waiting
             with self._wakeup:
                 self._closing = True
@@ -131,7 +145,8 @@ class SqliteJournal:
             while not self._queue:
                 if self._closing:
                     return None
-                self._wakeup.wait()
+                if not self._wakeup.wait(PROBE_SECONDS if self._failure else None):
+                    return []  # idle while writes fail: the caller probes
             group: list[_Request] = []
             count = 0
             while self._queue and (
@@ -148,11 +163,11 @@ class SqliteJournal:
         try:
             results = self._write(group)
         except Exception as exc:  # the whole group failed: nothing of it was committed
-            log.exception("group commit of %d events failed", count)
-            error = exc if isinstance(exc, AuditlakeError) else Unavailable(f"write failed: {exc}")
+            error = self._failed(exc, f"group commit of {count} events")
             for request in group:
                 fail(request.future, error)
         else:
+            self._failure = None
             for request, judged in zip(group, results, strict=True):
                 if judged.conflict is not None:
                     fail(request.future, judged.conflict)
@@ -162,6 +177,38 @@ class SqliteJournal:
         finally:
             with self._wakeup:
                 self._queued_events -= count
+
+    def _failed(self, exc: Exception, what: str) -> AuditlakeError:
+        """Note why a write failed; the error its callers get (503 naming the cause)."""
+        if isinstance(exc, AuditlakeError):
+            return exc
+        if isinstance(exc, apsw.Error):  # the database said no: its words are the cause
+            cause = str(exc) or type(exc).__name__
+            log.error("%s failed: %s", what, cause)
+        else:
+            cause = f"{type(exc).__name__}: {exc}"
+            log.exception("%s failed", what)
+        self._failure = cause
+        return Unavailable(f"the journal cannot write: {cause}", {"retry_after": 1})
+
+    def _probe(self) -> None:
+        """A write the size of a page (a table made and dropped in one
+        transaction), to learn whether writes work again while none come."""
+        conn = self._conn
+        assert conn is not None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(_PROBE)
+                conn.execute("COMMIT")
+            except BaseException:
+                _roll_back(conn)
+                raise
+        except apsw.Error as exc:
+            self._failure = str(exc) or type(exc).__name__
+        else:
+            log.info("the journal can write again")
+            self._failure = None
 
     def _observe(self, count: int, seconds: float) -> None:
         """Tell the observers; their failures never stop the writer."""
@@ -185,10 +232,21 @@ class SqliteJournal:
             conn.executemany(query("journal", "insert_event"), rows)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _roll_back(conn)
             raise
         self._committed = last + len(rows)
         return results
+
+
+def _roll_back(conn: DbConnection) -> None:
+    """Roll back what is still open. SQLite ends the transaction itself on
+    some errors (SQLITE_FULL, SQLITE_IOERR); a ROLLBACK then would fail with
+    "no transaction is active" and hide the real cause."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except apsw.Error as exc:
+            log.warning("rollback failed: %s", exc)
 
 
 def _new_rows(
