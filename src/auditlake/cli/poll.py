@@ -85,8 +85,8 @@ def cloudflare(
     """
     from auditlake.app import build_pollers  # the composition root, with the web stack
 
+    window = _window(since, until)  # a mistyped flag is named before the config's problems
     settings = _only(settings_from(config, data_dir=data_dir), source or [])
-    window = _window(since, until)
     journal = SqliteJournal(settings.journal_path, queue_capacity=settings.queue_capacity)
     journal.start()
     group = build_pollers(settings, journal, observer=None)  # no /metrics in a CLI run
