@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
+from tests.conftest import LiveServer
 from typer.testing import CliRunner
 
 from auditlake.client import Client, id_segment
@@ -16,7 +17,6 @@ from auditlake.errors import InvalidInput
 from auditlake.keys.sqlite import SqliteKeyStore
 from auditlake.web.app import create_app
 from auditlake.web.services import Services
-from tests.conftest import LiveServer
 
 # Each passed a `re.match(r"^...$")` check or looks like a valid name.
 BAD_TENANTS = [
@@ -92,7 +92,7 @@ def test_a_valid_awkward_tenant_exports_under_a_safe_filename(api: Api) -> None:
     exported = api.client.get("/v1/export", params={"tenant": tenant}, headers=api.admin)
     assert exported.status_code == 200 and len(exported.text.splitlines()) == 1
     assert exported.headers["content-disposition"] == (
-        "attachment; filename=\"auditlake-A.b_c_d-9.ndjson\"; "
+        'attachment; filename="auditlake-A.b_c_d-9.ndjson"; '
         "filename*=UTF-8''auditlake-A.b_c%3Ad-9.ndjson"
     )
 

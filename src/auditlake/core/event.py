@@ -69,18 +69,21 @@ class EventInput(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     msgspec's, which refuses a leap second and rounds a 7-digit fraction up
     into the next second. `timestamp` is the openstatus form of `occurred_at`
     (epoch milliseconds). `tenant` is honoured only for admin keys.
+    `timestamp` and `version` also decode from a JSON number with a zero
+    fraction (`3.0`): JSON has one number type and JSON Schema counts it as
+    the integer 3; normalization refuses any other fraction.
     """
 
     action: str
     id: str | None = None
     occurred_at: str | None = None
-    timestamp: int | None = None
+    timestamp: int | float | None = None
     actor: Actor | None = None
     targets: list[Target] = []
     context: Context | None = None
     outcome: Outcome | None = None
     error: ErrorInfo | None = None
-    version: int = 1
+    version: int | float = 1
     metadata: dict[str, Any] | None = None
     tenant: str | None = None
 

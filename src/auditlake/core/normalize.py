@@ -30,7 +30,7 @@ from auditlake.core.times import TimeFormatError, parse_rfc3339
 from auditlake.errors import Forbidden, InvalidInput, MalformedInput, PayloadTooLarge
 
 _encode = msgspec.json.encode
-_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`\Z")
 _FIELD = re.compile(r"field `(?P<name>[^`]+)`")
 _CONTAINERS = (dict, list)
 _ACTOR_TEXT = ("type", "name", "email", "ip")
@@ -38,6 +38,9 @@ _TARGET_TEXT = ("type", "name")
 _CONTEXT_TEXT = ("location", "ip", "user_agent", "request_id")
 _ERROR_TEXT = ("code", "message")
 MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+# The lake keeps `version` as a 32-bit integer: a larger one would be
+# acknowledged and then never archived.
+MAX_VERSION = 2**31 - 1
 
 
 class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -176,8 +179,9 @@ def _normalize_one(
     occurred = _occurred_at(item, origin.received_at, found)
     if len(item.targets) > limits.max_targets:
         found.append(Problem("targets", f"at most {limits.max_targets} targets"))
-    if item.version < 1:
-        found.append(Problem("version", "must be 1 or more"))
+    version = _whole(item.version, "version", found)
+    if not 1 <= version <= MAX_VERSION:
+        found.append(Problem("version", f"must be from 1 to {MAX_VERSION}"))
     metadata = item.metadata or {}
     if metadata:
         _check_metadata(metadata, "metadata", limits, found)
@@ -191,7 +195,7 @@ def _normalize_one(
         source=origin.source,
         caller=origin.caller,
         outcome=outcome,
-        version=item.version,
+        version=version,
         actor=_actor(item.actor, limits, found),
         targets=[_target(t, i, limits, found) for i, t in enumerate(item.targets)],
         context=_context(item.context, limits, found),
@@ -219,10 +223,11 @@ def _occurred_at(item: EventInput, received_at: datetime, found: list[Problem]) 
     if item.occurred_at is not None and item.timestamp is not None:
         found.append(Problem("timestamp", "give occurred_at or timestamp, not both"))
     if item.timestamp is not None:
-        if not 0 <= item.timestamp <= MAX_TIMESTAMP_MS:
+        timestamp = _whole(item.timestamp, "timestamp", found)
+        if not 0 <= timestamp <= MAX_TIMESTAMP_MS:
             found.append(Problem("timestamp", "must be epoch milliseconds from 1970 to 9999"))
             return received_at
-        return datetime.fromtimestamp(item.timestamp / 1000, UTC)
+        return datetime.fromtimestamp(timestamp / 1000, UTC)
     if item.occurred_at is None:
         return received_at
     try:  # RFC 3339 with an offset: without one, when it happened is a guess
@@ -233,6 +238,14 @@ def _occurred_at(item: EventInput, received_at: datetime, found: list[Problem]) 
     if moment.year < 1970:
         found.append(Problem("occurred_at", "must be between 1970 and 9999 in UTC"))
     return moment
+
+
+def _whole(value: int | float, field: str, found: list[Problem]) -> int:
+    """An integer field's value: `3.0` is the integer 3 (JSON has one number
+    type); another fraction is a problem."""
+    if isinstance(value, float) and not value.is_integer():
+        found.append(Problem(field, "must be a whole number"))
+    return int(value)
 
 
 def _text(

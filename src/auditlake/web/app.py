@@ -138,7 +138,8 @@ class _OpsRoutes:
 
     async def openapi(self, _request: Request) -> Response:
         """The OpenAPI 3.1 description of this API."""
-        return JSONResponse(openapi_document(self.services.settings.sources.cloudevents))
+        settings = self.services.settings
+        return JSONResponse(openapi_document(settings.sources.cloudevents, settings.limits))
 
 
 async def _auditlake_error(_request: Request, exc: Exception) -> Response:

@@ -10,10 +10,12 @@ import msgspec
 
 from auditlake.config import CloudEventsSource
 from auditlake.core.event import BatchInput, Event, EventInput
+from auditlake.core.normalize import Limits
 from auditlake.core.query import FILTER_NAMES
 from auditlake.journal.base import AppendResult, BatchResult
 from auditlake.web.openapi_cloudevents import add_receivers
 from auditlake.web.openapi_common import errors, json_body, ref
+from auditlake.web.openapi_constraints import constrain
 
 _FILTER_DOCS = {
     "action": "Exact action, or a prefix ending in `*` (`user.*`).",
@@ -62,11 +64,19 @@ _PAGING = [
 ]
 
 
-# Small: one entry per distinct set of sources (in practice one per process).
+DEFAULT_LIMITS = Limits()
+
+
+# Small: one entry per distinct set of sources and limits (in practice one per process).
 @lru_cache(maxsize=8)
-def openapi_document(sources: tuple[CloudEventsSource, ...] = ()) -> dict[str, Any]:
-    """The whole OpenAPI document, with a CloudEvents receiver per source."""
+def openapi_document(
+    sources: tuple[CloudEventsSource, ...] = (), limits: Limits = DEFAULT_LIMITS
+) -> dict[str, Any]:
+    """The whole OpenAPI document, with a CloudEvents receiver per source and
+    the body schemas held to `limits`."""
     document = _base_document()
+    _alias_batch_get(document["paths"])
+    constrain(document, limits)
     if sources:
         add_receivers(document, sources)
     return document
@@ -126,7 +136,7 @@ def _base_document() -> dict[str, Any]:
                     "parameters": _params(FILTER_NAMES) + _PAGING,
                     "responses": {
                         "200": {"description": "One page.", **json_body("Page")},
-                        **errors(401, 403, 422),
+                        **errors(400, 401, 403, 422, described=_READ_ERRORS),
                     },
                 },
             },
@@ -158,7 +168,7 @@ def _base_document() -> dict[str, Any]:
                                 "text/csv": {"schema": {"type": "string"}},
                             },
                         },
-                        **errors(401, 403, 422),
+                        **errors(400, 401, 403, 422, described=_READ_ERRORS),
                     },
                 },
             },
@@ -172,12 +182,12 @@ def _base_document() -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": {"description": "The event.", **json_body("Event")},
-                        **errors(401, 403, 404),
+                        **errors(401, 403, 404, 422, described=_READ_ERRORS),
                     },
                 },
             },
             "/healthz": _ops("Liveness"),
-            "/readyz": _ops("Readiness: journal writer and store"),
+            "/readyz": _ops("Readiness: journal writer and store", unavailable=True),
             "/metrics": _ops("Prometheus metrics", "text/plain"),
             "/openapi.json": _ops("This document"),
         },
@@ -201,14 +211,32 @@ _ERROR_SCHEMA = {
 }
 
 
-def _ops(summary: str, media: str = "application/json") -> dict[str, Any]:
-    return {
-        "get": {
-            "summary": summary,
-            "security": [],
-            "responses": {"200": {"description": "OK", "content": {media: {"schema": {}}}}},
-        }
+def _ops(
+    summary: str, media: str = "application/json", unavailable: bool = False
+) -> dict[str, Any]:
+    responses = {"200": {"description": "OK", "content": {media: {"schema": {}}}}}
+    if unavailable:
+        responses["503"] = {"description": "Not ready; the body lists the problems.",
+                            "content": {media: {"schema": {}}}}  # fmt: skip
+    return {"get": {"summary": summary, "security": [], "responses": responses}}
+
+
+def _alias_batch_get(paths: dict[str, Any]) -> None:
+    """`/v1/events/batch` is also the id path of an event called `batch`, so
+    GET there fetches that event (ids are never shadowed by a fixed route)."""
+    get_one = paths["/v1/events/{event_id}"]["get"]
+    parameters = [p for p in get_one["parameters"] if p["in"] != "path"]
+    paths["/v1/events/batch"]["get"] = {
+        **get_one,
+        "summary": "Get the event whose id is `batch`",
+        "parameters": parameters,
     }
+
+
+_READ_ERRORS = {
+    400: "`since` or `until` is in none of the accepted forms; `details` names it.",
+    422: "An invalid filter, limit, cursor or `tenant` name; `details` names each.",
+}
 
 
 _API_KEY_SCHEME = {
