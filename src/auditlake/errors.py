@@ -58,6 +58,14 @@ class PayloadTooLarge(AuditlakeError):
     code = "too_large"
 
 
+class UnsupportedEncoding(AuditlakeError):
+    """The body's Content-Encoding is not one the service decodes; `details`
+    names it and the supported ones."""
+
+    status = 415
+    code = "unsupported_encoding"
+
+
 class Unauthenticated(AuditlakeError):
     """No API key, or one that is unknown or revoked."""
 

@@ -145,8 +145,7 @@ def test_batch_count_limits() -> None:
     events = [{"action": "a"}] * 1001
     with pytest.raises(InvalidInput, match="at most 1000"):
         parse_batch(json.dumps({"events": events}).encode(), LIMITS)
-    with pytest.raises(InvalidInput, match="at least one"):
-        parse_batch(b'{"events": []}', LIMITS)
+    assert parse_batch(b'{"events": []}', LIMITS) == []  # nothing to store is no error
     with pytest.raises(InvalidInput):
         parse_batch(b'{"events": [], "other": 1}', LIMITS)
 
@@ -212,3 +211,29 @@ def test_empty_context_and_error_objects_are_kept_as_null() -> None:
     kept = one({"action": "a", "context": {"ip": "10.0.0.1"}, "error": {"code": "E1"}})
     assert kept.context is not None and kept.context.ip == "10.0.0.1"
     assert kept.error is not None and kept.error.code == "E1"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"action": "a", "action": "b"}', "action"),
+        (b'{"action": "a", "actor": {"id": "1", "id": "2"}}', "actor.id"),
+        (b'{"action": "a", "metadata": {"k": {"x": 1, "x": 1}}}', "metadata.k.x"),
+        (b'{"action": "a", "targets": [{"id": "t", "type": "a", "type": "b"}]}', "targets[0].type"),
+        (b'{"action": 1, "action": "b"}', "action"),  # ambiguous before it is invalid
+    ],
+)
+def test_a_key_given_twice_is_refused_with_its_path(body: bytes, field: str) -> None:
+    with pytest.raises(MalformedInput) as caught:
+        parse_event(body, LIMITS)
+    assert caught.value.status == 400
+    assert caught.value.details[0]["field"] == field
+    batch = b'{"events": [{"action": "ok"}, ' + body + b"]}"
+    with pytest.raises(MalformedInput) as caught:
+        parse_batch(batch, LIMITS)
+    assert caught.value.details[0]["field"] == f"events[1].{field}"
+
+
+def test_a_batch_key_given_twice_is_refused() -> None:
+    with pytest.raises(MalformedInput, match="'events' twice"):
+        parse_batch(b'{"events": [{"action": "a"}], "events": []}', LIMITS)

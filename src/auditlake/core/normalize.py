@@ -26,6 +26,7 @@ from auditlake.core.event import (
     to_micros,
 )
 from auditlake.core.ids import idempotent_id, uuid7_many
+from auditlake.core.strict_json import refuse_duplicate_keys
 from auditlake.core.times import TimeFormatError, parse_rfc3339
 from auditlake.errors import Forbidden, InvalidInput, MalformedInput, PayloadTooLarge
 
@@ -88,16 +89,21 @@ def parse_event(body: bytes, limits: Limits) -> EventInput:
     """Decode one event body, or raise a 400/413/422 naming the problem."""
     _check_size(body, limits.max_event_bytes)
     try:
-        return msgspec.json.decode(body, type=EventInput)
+        event = msgspec.json.decode(body, type=EventInput)
     except msgspec.ValidationError as exc:
         _raise_if_malformed(body)
         raise _invalid("the event is invalid", [_problem_from(exc)]) from None
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise _malformed(exc, body) from None
+    refuse_duplicate_keys(body)
+    return event
 
 
 def parse_batch(body: bytes, limits: Limits) -> list[EventInput]:
-    """Decode a batch body; on any schema error, report every event's problems."""
+    """Decode a batch body; on any schema error, report every event's problems.
+
+    An empty batch (`{"events": []}`) is no error: it has nothing to store, as
+    an empty CloudEvents batch has not (HTTP binding 3.3.2)."""
     _check_size(body, limits.max_body_bytes)
     try:
         events = msgspec.json.decode(body, type=BatchInput).events
@@ -105,13 +111,13 @@ def parse_batch(body: bytes, limits: Limits) -> list[EventInput]:
         events = _parse_batch_slowly(body)
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise _malformed(exc, body) from None
+    else:
+        refuse_duplicate_keys(body)
     if len(events) > limits.max_batch_events:
         raise _invalid(
             f"a batch holds at most {limits.max_batch_events} events, got {len(events)}",
             [Problem("events", f"at most {limits.max_batch_events} events")],
         )
-    if not events:
-        raise _invalid("a batch needs at least one event", [Problem("events", "empty")])
     return events
 
 
@@ -356,6 +362,7 @@ def _parse_batch_slowly(body: bytes) -> list[EventInput]:
         raw = msgspec.json.decode(body)
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise _malformed(exc, body) from None
+    refuse_duplicate_keys(body, raw)  # before the schema: an ambiguous body has none
     if not isinstance(raw, dict) or not isinstance(raw.get("events"), list):
         raise _invalid(
             'a batch is an object {"events": [...]}', [Problem("events", "must be a list")]
@@ -394,10 +401,12 @@ def _invalid(message: str, problems: list[Problem]) -> InvalidInput:
 
 
 def _raise_if_malformed(body: bytes) -> None:
+    """400 for a body that is not JSON or names a key twice in one object."""
     try:
-        msgspec.json.decode(body)
+        decoded = msgspec.json.decode(body)
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise _malformed(exc, body) from None
+    refuse_duplicate_keys(body, decoded)
 
 
 def _malformed(exc: Exception, body: bytes) -> MalformedInput:

@@ -24,8 +24,9 @@ from auditlake.core.normalize import Origin, Provenance, normalize
 from auditlake.errors import AuditlakeError, Conflict, Forbidden, InvalidInput
 from auditlake.journal.base import AppendResult
 from auditlake.web.auth import Authenticator
+from auditlake.web.body import read_body_as_sent
 from auditlake.web.cloudevents_http import is_batch, read_events
-from auditlake.web.events import JSON, journal_events, read_body, single_response
+from auditlake.web.events import JSON, journal_events, single_response
 from auditlake.web.oidc import OidcVerifier
 from auditlake.web.services import Services
 from auditlake.web.webhooks import StandardWebhookVerifier
@@ -61,12 +62,13 @@ class CloudEventsRoutes:
         await self.services.admit()  # before reading the body, as the events API does
         limits = self.services.settings.limits
         batch = is_batch(request.headers)
-        body = await read_body(request, limits.max_body_bytes if batch else limits.max_event_bytes)
+        cap = limits.max_body_bytes if batch else limits.max_event_bytes
+        body = await read_body_as_sent(request, cap)
         if self.webhook is None:
-            return await self._receive(request, body, caller, batch)
-        delivery = self.webhook.verify(request.headers, body)
+            return await self._receive(request, body.data, caller, batch)
+        delivery = self.webhook.verify(request.headers, body.data, body.sent)
         try:
-            return await self._receive(request, body, f"webhook:{delivery}", batch)
+            return await self._receive(request, body.data, f"webhook:{delivery}", batch)
         except BaseException:
             self.webhook.forget(delivery)  # not kept: the sender's retry is welcome
             raise

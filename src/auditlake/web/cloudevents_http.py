@@ -1,9 +1,10 @@
 """Reading CloudEvents from an HTTP request: binary, structured and batch
 content modes (CloudEvents 1.0 HTTP binding and JSON format).
 
-Binary mode goes through the official SDK's HTTP binding; structured and
-batch bodies are decoded here (msgspec: bounded depth, clear errors) and each
-event is built and validated by the SDK's event class.
+Binary-mode headers are decoded as the binding's section 3.1.3.2 says
+(`cloudevents_headers`); structured and batch bodies and JSON data are decoded
+here (msgspec: bounded depth, clear errors; a key given twice is refused) and
+each event is built and validated by the SDK's event class.
 """
 
 from __future__ import annotations
@@ -14,17 +15,17 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import unquote
 
 import msgspec
 from cloudevents.core.bindings.common import get_event_factory_for_version
-from cloudevents.core.bindings.http import HTTPMessage, from_binary
 from cloudevents.core.exceptions import BaseCloudEventException, CloudEventValidationError
 from cloudevents.core.formats.json import JSONFormat
 
 from auditlake.core.cloudevents import CloudEvent
+from auditlake.core.strict_json import refuse_duplicate_keys
 from auditlake.core.times import TimeFormatError, parse_rfc3339
 from auditlake.errors import InvalidInput, MalformedInput
+from auditlake.web.cloudevents_headers import ce_attributes
 
 BATCH = "application/cloudevents-batch+json"
 STRUCTURED = "application/cloudevents+json"
@@ -45,7 +46,7 @@ class _StrictJsonFormat(JSONFormat):
             return None
         content_type = datacontenttype or "application/json"
         if _JSON_DATA.fullmatch(content_type):
-            return _decode_json(body)
+            return _decode_json(body, "data")
         if content_type.lower().startswith("text/"):
             try:
                 return body.decode("utf-8")
@@ -77,21 +78,22 @@ def read_events(headers: Mapping[str, str], body: bytes, max_batch: int) -> list
 
 
 def _read_binary(headers: Mapping[str, str], body: bytes) -> CloudEvent:
-    wanted = {k: v for k, v in headers.items() if k.startswith("ce-") or k == "content-type"}
-    attributes = {k[3:]: v for k, v in wanted.items() if k.startswith("ce-")}
+    # Every header, repeated ones included (a Starlette `Headers` lists them all).
+    attributes: dict[str, Any] = ce_attributes(headers.items())
     _check_required(attributes, "")
-    given = set(attributes) | ({"datacontenttype"} if "content-type" in wanted else set())
+    content_type = headers.get("content-type")
+    if content_type is not None:
+        attributes["datacontenttype"] = content_type
+    given = set(attributes)
     # `time` is read here, not by the SDK (dateutil's isoparse is not RFC 3339).
-    moment = (
-        _time(unquote(attributes["time"]).strip(" \t"), "ce-time") if "time" in attributes else None
-    )
-    wanted.pop("ce-time", None)
+    if "time" in attributes:
+        attributes["time"] = _time(attributes["time"], "ce-time")
+    data = _StrictJsonFormat().read_data(body, content_type)
     try:
-        event = from_binary(HTTPMessage(wanted, body), _StrictJsonFormat())
+        event = get_event_factory_for_version(SPECVERSION)(attributes, data)
     except (BaseCloudEventException, ValueError, TypeError) as exc:
         raise InvalidInput("the CloudEvent is invalid", _problems(exc, "")) from None
-    timed = {**event.get_attributes(), "time": moment} if moment else event.get_attributes()
-    return _received(timed, given, event.get_data())
+    return _received(event.get_attributes(), given, event.get_data())
 
 
 def _read_batch(body: bytes, max_batch: int) -> list[CloudEvent]:
@@ -100,8 +102,9 @@ def _read_batch(body: bytes, max_batch: int) -> list[CloudEvent]:
         raise InvalidInput(
             "a batch is a JSON array of CloudEvents", [{"field": "", "message": "not an array"}]
         )
-    if not 0 < len(items) <= max_batch:
-        message = f"a batch holds 1 to {max_batch} CloudEvents, got {len(items)}"
+    # An empty batch is allowed (HTTP binding 3.3.2): nothing to store.
+    if len(items) > max_batch:
+        message = f"a batch holds at most {max_batch} CloudEvents, got {len(items)}"
         raise InvalidInput(message, [{"field": "", "message": message}])
     events, problems = [], []
     for index, item in enumerate(items):
@@ -176,13 +179,17 @@ def _problems(exc: Exception, where: str) -> list[dict[str, str]]:
     return [{"field": where, "message": str(exc)}]
 
 
-def _decode_json(body: bytes) -> Any:
+def _decode_json(body: bytes, where: str = "") -> Any:
+    """The JSON value of `body`; 400 if it is not JSON or an object in it
+    names a key twice (reported under the prefix `where`)."""
     try:
-        return msgspec.json.decode(body)
+        decoded = msgspec.json.decode(body)
     except RecursionError:
         raise MalformedInput("the JSON is nested too deeply") from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise MalformedInput(f"the body is not valid JSON: {exc}") from None
+    refuse_duplicate_keys(body, decoded, where=where)
+    return decoded
 
 
 def _media_type(headers: Mapping[str, str]) -> str:

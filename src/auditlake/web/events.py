@@ -13,10 +13,11 @@ from starlette.responses import Response
 from auditlake.core.event import EventInput, StoredEvent
 from auditlake.core.normalize import Limits, Origin, normalize, parse_batch, parse_event
 from auditlake.core.query import parse_query
-from auditlake.errors import AuditlakeError, Conflict, InvalidInput, NotFound, PayloadTooLarge
+from auditlake.errors import AuditlakeError, Conflict, InvalidInput, NotFound
 from auditlake.journal.base import AppendResult, BatchResult
 from auditlake.keys.base import ApiKey
 from auditlake.web.auth import Authenticator, read_tenant
+from auditlake.web.body import read_body
 from auditlake.web.services import Services
 from auditlake.web.streams import PagedResponse, PageWalk, search_body
 
@@ -92,6 +93,8 @@ class EventRoutes:
         except AuditlakeError:
             self.services.metrics.count_events(SOURCE, "rejected", len(inputs) or 1)
             raise
+        if not stored:  # an empty batch: nothing to store, nothing to wait for
+            return []
         return await journal_events(self.services, stored, SOURCE)
 
     def _origin(self, request: Request, key: ApiKey) -> Origin:
@@ -145,17 +148,3 @@ def batch_response(results: list[AppendResult]) -> Response:
 
 def _parse_one(body: bytes, limits: Limits) -> list[EventInput]:
     return [parse_event(body, limits)]
-
-
-async def read_body(request: Request, cap: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes `cap` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
-        raise PayloadTooLarge(f"the body is {declared} bytes, over the limit of {cap}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise PayloadTooLarge(f"the body is over the limit of {cap} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -38,8 +38,12 @@ class StandardWebhookVerifier:
         # webhook-id -> when it may be forgotten, in the order accepted.
         self._seen: OrderedDict[str, float] = OrderedDict()
 
-    def verify(self, headers: Mapping[str, str], body: bytes) -> str:
-        """The delivery's `webhook-id`; 401 without the headers, 403 if it does not check out."""
+    def verify(self, headers: Mapping[str, str], body: bytes, as_sent: bytes | None = None) -> str:
+        """The delivery's `webhook-id`; 401 without the headers, 403 if it does not check out.
+
+        `as_sent` is the body as sent when a Content-Encoding made it differ from
+        `body` (the decoded payload): a signature over either is accepted, as
+        senders sign before or after compressing."""
         lowered = {name.lower(): value for name, value in headers.items()}
         values = [lowered.get(name, "").strip() for name in HEADERS]
         for name, value in zip(HEADERS, values, strict=True):
@@ -48,11 +52,15 @@ class StandardWebhookVerifier:
         msg_id, stamp, signatures = values
         now = self._clock()
         sent = self._check_timestamp(stamp, now)
-        expected = hmac.new(self._key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256)
-        if not _any_matches(expected.digest(), signatures):
+        payloads = [body] if as_sent is None else [body, as_sent]
+        if not any(_any_matches(self._sign(msg_id, stamp, p), signatures) for p in payloads):
             raise Forbidden("the webhook signature is invalid")
         self._accept_once(msg_id, max(sent, now) + self._tolerance, now)
         return msg_id
+
+    def _sign(self, msg_id: str, stamp: str, payload: bytes) -> bytes:
+        signed = f"{msg_id}.{stamp}.".encode() + payload
+        return hmac.new(self._key, signed, hashlib.sha256).digest()
 
     def forget(self, msg_id: str) -> None:
         """Accept `msg_id` again: its delivery was verified but not kept (an
