@@ -251,7 +251,9 @@ def test_standard_webhooks_source(tmp_path: Path) -> None:
     [
         ({"specversion": "0.3"}, "specversion"),
         ({"data_base64": "AAE="}, "data_base64"),
-        ({"time": "9999-12-31T23:00:00-05:00"}, "occurred_at"),
+        ({"time": "9999-12-31T23:00:00-05:00"}, "time"),  # past 9999 once in UTC
+        ({"time": "2016-12-31T23:59:59"}, "time"),  # RFC 3339 needs an offset
+        ({"time": "1969-12-31T23:59:60Z"}, "occurred_at"),  # a time, but before 1970
     ],
 )
 def test_structured_events_the_receiver_refuses(
