@@ -68,9 +68,9 @@ def test_partitions_by_tenant_and_hour_readable_by_duckdb(setup: Any) -> None:
     append(journal, "globex", ["g1"], HOUR)
     assert runner(setup).step(flush=True) == 6
     assert objects.list("") == [
-        "tenant=acme/year=2026/month=11/day=20/hour=10/events.parquet",
-        "tenant=acme/year=2026/month=11/day=20/hour=11/events.parquet",
-        "tenant=globex/year=2026/month=11/day=20/hour=10/events.parquet",
+        "acme/year=2026/month=11/day=20/hour=10/events.parquet",
+        "acme/year=2026/month=11/day=20/hour=11/events.parquet",
+        "globex/year=2026/month=11/day=20/hour=10/events.parquet",
     ]
     lake = (tmp_path / "lake").as_posix()
     counted = duckdb.sql(
@@ -79,7 +79,7 @@ def test_partitions_by_tenant_and_hour_readable_by_duckdb(setup: Any) -> None:
     ).fetchall()
     assert counted == [("acme", 10, 3), ("acme", 11, 2), ("globex", 10, 1)]
     # The README's form: the tenant's day folder named in the path.
-    day = f"{lake}/tenant=acme/year=2026/month=11/day=20/*/*.parquet"
+    day = f"{lake}/acme/year=2026/month=11/day=20/*/*.parquet"
     by_day = duckdb.sql(
         f"SELECT tenant, count(*) FROM read_parquet('{day}', hive_partitioning = true) GROUP BY 1"
     ).fetchall()
@@ -95,7 +95,7 @@ def test_redelivery_and_late_events_leave_each_event_once_in_its_hour(setup: Any
     assert archiver.step(flush=True) == 2
     append(journal, "acme", ["late"], HOUR + timedelta(minutes=30))
     archiver.step(flush=True)
-    path = "tenant=acme/year=2026/month=11/day=20/hour=10/events.parquet"
+    path = "acme/year=2026/month=11/day=20/hour=10/events.parquet"
     stored = objects.get(path)
     assert stored is not None
     rows = read_rows(stored[0])

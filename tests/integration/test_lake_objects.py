@@ -172,15 +172,52 @@ def test_large_object_round_trip(store: ObjectStore) -> None:
     assert _data(store, "big/blob.bin") == changed
 
 
-def test_hive_style_paths(store: ObjectStore) -> None:
-    path = "tenant=acme/year=2026/month=01/day=15/part-0001.parquet"
-    other = "tenant=zeta/year=2026/month=01/day=15/part-0001.parquet"
+@pytest.mark.parametrize("top", ["acme", "tenant=acme", "a%3Ab"])
+def test_hive_style_paths(store: ObjectStore, top: str) -> None:
+    path = f"{top}/year=2026/month=1/day=15/hour=0/events.parquet"
+    other = f"{top}x/year=2026/month=1/day=15/hour=0/events.parquet"
     assert store.put(path, b"rows", None)
     assert store.put(other, b"rows", None)
     assert _data(store, path) == b"rows"
-    assert store.list("tenant=acme") == [path]
-    assert store.list("tenant=acme/year=2026/month=01") == [path]
+    assert store.list(top) == [path]
+    assert store.list(f"{top}/year=2026/month=1") == [path]
     assert store.put(path, b"more rows", _tag(store, path))
+
+
+def test_folders_are_the_names_directly_below_a_prefix(store: ObjectStore) -> None:
+    assert store.folders("") == []
+    for path in ["b/2", "a/x/3", "a/1", "ab/y/z/4", "top.txt", "tenant=a%3Ab/year=1/f"]:
+        store.put(path, b".", None)
+    assert store.folders("") == ["a", "ab", "b", "tenant=a%3Ab"]  # not the file top.txt
+    assert store.folders("a") == ["x"]
+    assert store.folders("ab/") == ["y"]
+    assert store.folders("missing") == []
+
+
+def test_delete_at_the_current_version_removes_the_object(store: ObjectStore) -> None:
+    store.put("d/f", b"one", None)
+    store.put("d/g", b"other", None)
+    assert store.delete("d/f", _tag(store, "d/f")) is True
+    assert store.get("d/f") is None
+    assert store.list("d") == ["d/g"]
+    assert store.delete("d/f", "any-tag") is True  # gone already: deleted
+    assert store.put("d/f", b"again", None)  # and may be created anew
+
+
+def test_delete_at_a_stale_version_removes_nothing(store: ObjectStore) -> None:
+    store.put("d/f", b"one", None)
+    stale = _tag(store, "d/f")
+    store.put("d/f", b"two", stale)
+    assert store.delete("d/f", stale) is False
+    assert _data(store, "d/f") == b"two"
+
+
+def test_a_folder_whose_objects_are_all_deleted_is_not_listed(store: ObjectStore) -> None:
+    store.put("gone/x/y/f", b".", None)
+    store.put("kept/f", b".", None)
+    assert store.delete("gone/x/y/f", _tag(store, "gone/x/y/f"))
+    assert store.folders("") == ["kept"]
+    assert store.list("gone") == []
 
 
 # --- the local folder only ------------------------------------------------------
@@ -294,24 +331,40 @@ def _tag(store: ObjectStore, path: str) -> str:
 # --- the archiver on each backend ---------------------------------------------
 
 
-class FailingPuts:
-    """An object store whose first `failures` puts fail as a network error would."""
+class Wrapped:
+    """An object store passing every call to `inner`, for tests to override one."""
 
-    def __init__(self, inner: ObjectStore, failures: int) -> None:
+    def __init__(self, inner: ObjectStore) -> None:
         self.inner = inner
-        self.failures = failures
 
     def get(self, path: str) -> tuple[bytes, str] | None:
         return self.inner.get(path)
+
+    def put(self, path: str, data: bytes, expected: str | None) -> bool:
+        return self.inner.put(path, data, expected)
+
+    def list(self, prefix: str) -> list[str]:
+        return self.inner.list(prefix)
+
+    def folders(self, prefix: str) -> list[str]:
+        return self.inner.folders(prefix)
+
+    def delete(self, path: str, expected: str) -> bool:
+        return self.inner.delete(path, expected)
+
+
+class FailingPuts(Wrapped):
+    """An object store whose first `failures` puts fail as a network error would."""
+
+    def __init__(self, inner: ObjectStore, failures: int) -> None:
+        super().__init__(inner)
+        self.failures = failures
 
     def put(self, path: str, data: bytes, expected: str | None) -> bool:
         if self.failures:
             self.failures -= 1
             raise Unavailable("the connection dropped")
         return self.inner.put(path, data, expected)
-
-    def list(self, prefix: str) -> list[str]:
-        return self.inner.list(prefix)
 
 
 def _events(tenant: str, ids: list[str]) -> list[Event]:

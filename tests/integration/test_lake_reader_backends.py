@@ -38,8 +38,9 @@ def lake(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
 
 def test_every_hour_of_the_workload_is_listed(lake: ObjectStore) -> None:
-    paths = lake.list("tenant=acme/")
-    assert [p.split("/")[4] for p in paths] == [f"hour={h:02d}" for h in range(9, 14)]
+    paths = lake.list("acme/")
+    # Sorted as text, so hour=10 comes before hour=9: LakeReader orders by number.
+    assert [p.split("/")[4] for p in paths] == sorted(f"hour={h}" for h in range(9, 14))
 
 
 @pytest.mark.parametrize("name", list(SHAPES))

@@ -20,12 +20,12 @@ def event(event_id: str, at: datetime = T, **fields: object) -> Event:
     )  # fmt: skip
 
 
-def test_partition_path_is_hive_style_by_tenant_and_utc_hour() -> None:
+def test_partition_path_is_the_tenant_folder_then_the_unpadded_utc_hour() -> None:
     local = T.astimezone(timezone(timedelta(hours=-5)))
-    assert partition_path("acme", local) == (
-        "tenant=acme/year=2026/month=11/day=20/hour=10/events.parquet"
-    )
-    assert partition_path("a:b/c", T).startswith("tenant=a%3Ab%2Fc/")
+    assert partition_path("acme", local) == "acme/year=2026/month=11/day=20/hour=10/events.parquet"
+    early = datetime(2026, 1, 2, 0, 59, tzinfo=UTC)
+    assert partition_path("123", early) == "123/year=2026/month=1/day=2/hour=0/events.parquet"
+    assert partition_path("a:b", T).startswith("a%3Ab/year=2026/")
 
 
 def test_merge_keeps_each_id_once_sorted_by_time_with_typed_columns() -> None:

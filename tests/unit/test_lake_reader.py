@@ -282,6 +282,7 @@ class CountingObjects:
     def __init__(self, inner: ObjectStore) -> None:
         self.inner = inner
         self.gets: list[str] = []
+        self.lists: list[str] = []
 
     def get(self, path: str) -> tuple[bytes, str] | None:
         self.gets.append(path)
@@ -291,15 +292,24 @@ class CountingObjects:
         return self.inner.put(path, data, expected)
 
     def list(self, prefix: str) -> list[str]:
+        self.lists.append(prefix)
         return self.inner.list(prefix)
+
+    def folders(self, prefix: str) -> list[str]:
+        return self.inner.folders(prefix)
+
+    def delete(self, path: str, expected: str) -> bool:
+        return self.inner.delete(path, expected)
 
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> ObjectStore:
     objects = archived(LocalObjects(tmp_path_factory.mktemp("lake")))
     # Something else in a tenant's folder is not a partition and is skipped.
-    assert objects.put("tenant=acme/year=2026/notes.txt", b"not parquet", None)
-    assert objects.put("tenant=acme/year=2026/month=13/day=01/hour=00/events.parquet", b"x", None)
+    assert objects.put("acme/year=2026/notes.txt", b"not parquet", None)
+    assert objects.put("acme/year=2026/month=13/day=1/hour=0/events.parquet", b"x", None)
+    # Padded numbers are the legacy layout's, never written in a tenant's folder.
+    assert objects.put("acme/year=2026/month=11/day=20/hour=09/events.parquet", b"x", None)
     return objects
 
 
@@ -308,9 +318,9 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> ObjectStore:
 
 def test_the_workload_fills_five_hours_of_three_tenants(lake: ObjectStore) -> None:
     assert len({e.id for e in EVENTS}) == 300
-    hours = [p for p in lake.list("tenant=acme/") if p.endswith("events.parquet")]
-    assert len(hours) == 6  # five real hours and the bogus month=13 one
-    assert lake.list("tenant=org%3Abeta/")
+    hours = [p for p in lake.list("acme/") if p.endswith("events.parquet")]
+    assert len(hours) == 7  # five real hours, the bogus month=13 one and a padded one
+    assert lake.list("org%3Abeta/")
 
 
 @pytest.mark.parametrize("name", list(SHAPES))
@@ -385,10 +395,10 @@ def test_a_page_reads_only_the_hours_it_needs(lake: ObjectStore) -> None:
     # The newest events are in the last hour; one file gives limit + 1 rows.
     page = reader.search(q(limit=3))
     assert len(page.events) == 3 and page.next_after is not None
-    assert counting.gets == ["tenant=acme/year=2026/month=11/day=20/hour=13/events.parquet"]
+    assert counting.gets == ["acme/year=2026/month=11/day=20/hour=13/events.parquet"]
     counting.gets.clear()
     reader.search(q(since_us=us(START + timedelta(minutes=70)), until_us=us(START + 2 * HOUR)))
-    assert counting.gets == ["tenant=acme/year=2026/month=11/day=20/hour=10/events.parquet"]
+    assert counting.gets == ["acme/year=2026/month=11/day=20/hour=10/events.parquet"]
     counting.gets.clear()
     reader.search(q(order="asc", limit=1), before_us=us(START))
     assert counting.gets == []

@@ -1,6 +1,7 @@
-"""The lake's layout: hive partitions by tenant and event hour, one Parquet
-file per partition, the Arrow schema, and the merge that rewrites a file
-when rows arrive again (late events, redelivery).
+"""The lake's files: one Parquet file per tenant and event hour (where it
+lives: `lake.paths`), the Arrow schema, and the merge that rewrites a file
+when rows arrive again (late events, redelivery, a file moved by
+`lake.migrate`).
 
 Schema (version 1, stored in the file's metadata as `auditlake.schema_version`):
 typed columns for the event's fields, the targets as a list of structs, and
@@ -11,31 +12,30 @@ Rows are unique by `id` and sorted by (`occurred_at`, `id`). zstd compression.
 from __future__ import annotations
 
 import functools
+import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import msgspec
 
 from auditlake.core.event import Actor, Context, ErrorInfo, Event, Target, from_micros
+from auditlake.errors import Unavailable
+from auditlake.lake.paths import FILE_NAME, partition_path
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from auditlake.lake.objects import ObjectStore
+
+__all__ = ["FILE_NAME", "HOUR_US", "SCHEMA_VERSION", "merge", "merge_into", "partition_path"]
+
 SCHEMA_VERSION = "1"
-FILE_NAME = "events.parquet"
 HOUR_US = 3_600_000_000  # a partition's span
+MAX_CONFLICTS = 20  # merges of one file retried after another writer's, before giving up
 _json = msgspec.json.encode
 _unjson = msgspec.json.decode
-
-
-def partition_path(tenant: str, occurred_at: datetime) -> str:
-    """`tenant=T/year=YYYY/month=MM/day=DD/hour=HH/events.parquet` (UTC hour)."""
-    t = occurred_at.astimezone(UTC)
-    return (
-        f"tenant={quote(tenant, safe='')}/year={t.year:04d}/month={t.month:02d}/"
-        f"day={t.day:02d}/hour={t.hour:02d}/{FILE_NAME}"
-    )
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -157,15 +157,36 @@ def _metadata(text: str | None) -> dict[str, Any]:
     return {} if value is None else value
 
 
+def merge_into(
+    objects: ObjectStore, path: str, merge: Callable[[bytes | None], tuple[bytes, int]]
+) -> int:
+    """Read the file at `path`, `merge` rows into it and write it back with a
+    conditional put, merged again from the read when another writer got
+    there first. Returns how many rows were new (0: nothing written).
+    Raises Unavailable after `MAX_CONFLICTS` lost races."""
+    for _attempt in range(MAX_CONFLICTS):
+        current = objects.get(path)
+        data, added = merge(current[0] if current else None)
+        if not added:
+            return 0  # all there already (a redelivered batch, a moved file)
+        if objects.put(path, data, current[1] if current else None):
+            return added
+        log.info("%s changed while merging; merging again", path)
+    raise Unavailable(f"{path} kept changing under {MAX_CONFLICTS} merges; retrying later")
+
+
 def merge(existing: bytes | None, events: list[Event]) -> tuple[bytes, int]:
     """The partition file with `events` added: unique by id (rows already in
     the file win), sorted by (occurred_at, id). Returns the file and how many
     rows were new. Vectorized: the file's rows never become Python objects."""
+    return merge_table(existing, _table(_unique_by_id(events)))
+
+
+def merge_table(existing: bytes | None, new: pa.Table) -> tuple[bytes, int]:
+    """`merge` for rows already in a table of the schema, unique by id."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    fresh = _unique_by_id(events)
-    new = _table(fresh)
     if existing is not None:
         old = read_table(existing)
         new = new.filter(pc.invert(pc.is_in(new["id"], value_set=old["id"])))
@@ -187,6 +208,19 @@ def _unique_by_id(events: list[Event]) -> list[Event]:
             seen.add(event.id)
             unique.append(event)
     return unique
+
+
+def unique_rows(table: pa.Table) -> pa.Table:
+    """`table` with only the first row of each id (a partition read from
+    two files while `lake.migrate` moves one into the other)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pc.count_distinct(table["id"]).as_py() == table.num_rows:
+        return table
+    numbered = table.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
+    first = numbered.group_by("id", use_threads=False).aggregate([("_row", "min")])
+    return table.take(sorted(first["_row_min"].to_pylist()))
 
 
 def read_table(data: bytes) -> pa.Table:

@@ -11,11 +11,18 @@ Contract of every backend (one contract test suite runs against each):
   returns False without writing when another writer got there first, so a
   read-merge-write can be retried instead of losing the other's rows.
 - `list(prefix)` returns the paths below `prefix`, sorted.
+- `folders(prefix)` returns the names of the folders directly below
+  `prefix` that hold at least one object, sorted (a store without real
+  folders, like S3, has no empty ones either).
+- `delete(path, expected)` removes the object if its version is still
+  `expected` and returns False without removing it when it has another
+  version; an object already gone is deleted (True).
 - Errors that retrying may cure are transient `AuditlakeError`s.
 """
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import os
 import tempfile
@@ -40,6 +47,14 @@ class ObjectStore(Protocol):
 
     def list(self, prefix: str) -> list[str]:
         """The paths below `prefix`, sorted."""
+        ...
+
+    def folders(self, prefix: str) -> builtins.list[str]:
+        """The names of the folders directly below `prefix` holding an object, sorted."""
+        ...
+
+    def delete(self, path: str, expected: str) -> bool:
+        """Remove the object if its version is still `expected`; False if not."""
         ...
 
 
@@ -90,6 +105,37 @@ class LocalObjects:
         ]
         return sorted(found)
 
+    def folders(self, prefix: str) -> builtins.list[str]:
+        """The folders directly below `prefix` with a file somewhere below
+        them (lock and temp files do not count)."""
+        base = self.root / prefix if prefix else self.root
+        try:
+            children = [p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise Unavailable(f"cannot list {prefix or 'the lake'}: {exc.strerror}") from None
+        return sorted(p.name for p in children if _holds_a_file(p))
+
+    def delete(self, path: str, expected: str) -> bool:
+        """Remove the file if it is still at `expected`, under the same locks
+        as `put`, so a writer of the file is never lost; the folder stays."""
+        target = self.root / path
+        if not target.parent.is_dir():
+            return True
+        with self._lock_for(target.parent), _FileLock(target.parent / ".lock"):
+            current = self.get(path)
+            if current is None:
+                return True
+            if current[1] != expected:
+                return False
+            try:
+                target.unlink()
+            except OSError as exc:
+                raise Unavailable(f"cannot delete {path}: {exc.strerror}") from None
+            _fsync_folder(target.parent)
+        return True
+
     @classmethod
     def _lock_for(cls, folder: Path) -> threading.Lock:
         return cls._locks.setdefault(folder.resolve(), threading.Lock())
@@ -125,11 +171,22 @@ def _write_atomically(target: Path, data: bytes) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-    folder = os.open(target.parent, os.O_RDONLY)
+    _fsync_folder(target.parent)
+
+
+def _fsync_folder(path: Path) -> None:
+    """Make a rename or unlink in `path` durable."""
+    folder = os.open(path, os.O_RDONLY)
     try:
         os.fsync(folder)
     finally:
         os.close(folder)
+
+
+def _holds_a_file(folder: Path) -> bool:
+    """Whether a file other than a lock or temp file is below `folder`
+    (a folder whose files were all moved away holds only lock files)."""
+    return any(p.is_file() and not p.name.startswith(".") for p in folder.rglob("*"))
 
 
 def _tag(data: bytes) -> str:

@@ -4,11 +4,13 @@ run over a tenant's Parquet partitions.
 The lake's keyset is (`occurred_us`, `id`): the order rows have in every
 file, and one that needs no journal sequence number (the hot store's
 `Position`), which the lake does not keep. A search lists the tenant's
-partitions, drops the hours that cannot hold a match (outside the time
-filters, the hot store's boundary or the page's resume point), and walks the
-rest in the query's order, in groups of 1, 2, 4, ... files, until it has
-one row more than the page needs: so a page reads few files more than the
-filters need, and knows whether another page exists.
+partitions (in both layouts while `lake.migrate` moves a legacy lake: an
+hour in both is read from both, each id once), drops the hours that cannot
+hold a match (outside the time filters, the hot store's boundary or the
+page's resume point), and walks the rest in the query's order, in groups of
+1, 2, 4, ... files, until it has one row more than the page needs: so a
+page reads few files more than the filters need, and knows whether another
+page exists.
 
 Over a group's files DuckDB applies the filters to one Arrow table, with bound
 parameters only. The `q` words are checked in Python with the reference test
@@ -18,13 +20,11 @@ means exactly what it means in every other backend.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 import msgspec
 
@@ -39,7 +39,8 @@ from auditlake.core.query import (
 )
 from auditlake.core.words import search_words
 from auditlake.errors import InvalidInput
-from auditlake.lake.layout import FILE_NAME, HOUR_US, event_from_row, read_table
+from auditlake.lake.layout import HOUR_US, event_from_row, read_table, unique_rows
+from auditlake.lake.paths import hour_start, legacy_tenant_folder, moved_path, tenant_folder
 
 if TYPE_CHECKING:
     import duckdb
@@ -47,10 +48,6 @@ if TYPE_CHECKING:
 
     from auditlake.lake.objects import ObjectStore
 
-# The part of a partition path below `tenant=<quoted>/` (see layout.partition_path).
-_HOUR_PATH = re.compile(
-    r"year=(\d{4})/month=(\d{2})/day=(\d{2})/hour=(\d{2})/" + re.escape(FILE_NAME)
-)
 _TABLE = "lake_hour"
 # A column added to each group's table so DuckDB answers with row numbers and
 # the rows themselves come from pyarrow (exact types, no timezone round trip).
@@ -81,10 +78,11 @@ class LakePage(msgspec.Struct, frozen=True):
 
 
 class _Hour(msgspec.Struct, frozen=True):
-    """One partition file of the tenant and the hour it covers."""
+    """One hour of the tenant: its partition file (and, until `lake.migrate`
+    has moved it, the legacy layout's file of the hour)."""
 
     start_us: int
-    path: str
+    paths: tuple[str, ...]
 
 
 class _Budget(msgspec.Struct, frozen=True):
@@ -129,6 +127,9 @@ class LakeReader:
         self._cpu_seconds = cpu_seconds
         self._duckdb: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
+        # Tenants seen with files in the layout and none in the legacy one:
+        # nothing writes the legacy layout any more, so it is not listed again.
+        self._moved: set[str] = set()
 
     def search(
         self, query: Query, *, after: LakePosition | None = None, before_us: int | None = None
@@ -178,14 +179,29 @@ class LakeReader:
             return self._duckdb.cursor()
 
     def _hours(self, tenant: str) -> list[_Hour]:
-        """The tenant's partition files with their hours, oldest first."""
-        prefix = f"tenant={quote(tenant, safe='')}/"
-        hours = []
-        for path in self.objects.list(prefix):
-            start = _hour_start(path[len(prefix) :]) if path.startswith(prefix) else None
+        """The tenant's partition files with their hours, oldest first.
+
+        The legacy folder is listed first: a legacy file gone by then was
+        merged into the layout's file before it was deleted, so the layout's
+        listing that follows has that file."""
+        found: dict[int, list[str]] = defaultdict(list)
+        legacy = 0 if tenant in self._moved else self._add_hours(found, tenant, legacy=True)
+        if self._add_hours(found, tenant, legacy=False) and not legacy:
+            self._moved.add(tenant)
+        return [_Hour(start, tuple(paths)) for start, paths in sorted(found.items())]
+
+    def _add_hours(self, found: dict[int, list[str]], tenant: str, *, legacy: bool) -> int:
+        """Add the tenant's partition files of one layout to `found` by hour
+        (after those already there); how many."""
+        folder = legacy_tenant_folder(tenant) if legacy else tenant_folder(tenant)
+        added = 0
+        for path in self.objects.list(folder):
+            rest = path[len(folder) :] if path.startswith(folder) else ""
+            start = hour_start(rest, legacy=legacy)
             if start is not None:
-                hours.append(_Hour(start, path))
-        return sorted(hours, key=lambda h: h.start_us)
+                found[start].append(path)
+                added += 1
+        return added
 
     def _read_group(self, hours: list[_Hour], at: int, size: int) -> tuple[list[pa.Table], int]:
         """The tables of up to `size` files from `hours[at]` on, fewer once
@@ -193,12 +209,32 @@ class LakeReader:
         tables: list[pa.Table] = []
         rows = 0
         while at < len(hours) and len(tables) < size and rows < _MAX_GROUP_ROWS:
-            stored = self.objects.get(hours[at].path)
+            table = self._read_hour(hours[at])
             at += 1
-            if stored is not None:  # else removed since the listing: not in the lake now
-                tables.append(read_table(stored[0]))
-                rows += tables[-1].num_rows
+            if table is not None:
+                tables.append(table)
+                rows += table.num_rows
         return tables, at
+
+    def _read_hour(self, hour: _Hour) -> pa.Table | None:
+        """The hour's rows, each id once; None when its files are gone.
+
+        A legacy file is read before the layout's: if the migration deletes
+        it in between, its rows are in the layout's file by then."""
+        tables = []
+        paths = list(hour.paths)
+        for path in paths:
+            stored = self.objects.get(path)
+            moved = moved_path(path) if stored is None else None
+            if moved is not None and moved not in paths:
+                paths.append(moved)  # moved since the listing: read where it went
+            if stored is not None:  # else removed since the listing
+                tables.append(read_table(stored[0]))
+        if len(tables) < 2:
+            return tables[0] if tables else None
+        import pyarrow as pa
+
+        return unique_rows(pa.concat_tables(tables))
 
 
 def _search(
@@ -240,19 +276,6 @@ def _least(a: int | None, b: int | None) -> int | None:
     if a is None:
         return b
     return a if b is None else min(a, b)
-
-
-def _hour_start(rest: str) -> int | None:
-    """The hour (epoch microseconds) of a path below the tenant's folder, or
-    None for a path that is not a partition file (anything else in the folder)."""
-    match = _HOUR_PATH.fullmatch(rest)
-    if match is None:
-        return None
-    year, month, day, hour = (int(part) for part in match.groups())
-    try:
-        return to_micros(datetime(year, month, day, hour, tzinfo=UTC))
-    except ValueError:
-        return None  # digits that name no hour: not written by the archiver
 
 
 def _select(

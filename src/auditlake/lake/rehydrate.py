@@ -10,7 +10,6 @@ its age (`kept_until`), after which retention removes it again.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from urllib.parse import unquote
 
 import msgspec
 
@@ -18,6 +17,7 @@ from auditlake.core.event import Event, StoredEvent, to_micros
 from auditlake.core.query import Filters, Query
 from auditlake.journal.sqlite import SqliteJournal
 from auditlake.lake.objects import ObjectStore
+from auditlake.lake.paths import tenant_of_folder
 from auditlake.lake.reader import LakePosition, LakeReader
 from auditlake.sqlite_db import DbConnection, query
 
@@ -34,9 +34,10 @@ class Rehydrated(msgspec.Struct):
 
 
 def lake_tenants(objects: ObjectStore) -> list[str]:
-    """The tenants that have partitions in the lake."""
-    found = {unquote(path.split("/", 1)[0].removeprefix("tenant=")) for path in objects.list("")}
-    return sorted(t for t in found if t)
+    """The tenants that have files in the lake (in either layout, see
+    `lake.paths`), from one listing of the lake's top folders."""
+    found = {tenant_of_folder(folder) for folder in objects.folders("")}
+    return sorted(t for t in found if t is not None)
 
 
 def rehydrate(

@@ -26,6 +26,13 @@ chain applies (AWS_* environment variables, web identity token, ECS
 container credentials, EC2 instance metadata). obstore does not read shared
 config profiles, so when AWS_PROFILE is set they come from boto3 instead.
 
+Caveat on deletes: S3 can refuse a DELETE whose `If-Match` no longer holds,
+but obstore 0.12 sends no condition on a DELETE, so `delete(path, expected)`
+compares the ETag (a HEAD) and then deletes: a write landing between the
+two would be lost. Its only caller moves files of the legacy layout
+(`lake.migrate`), which no current archiver writes; stop archivers of older
+versions before upgrading.
+
 Caveat: obstore retries a PUT after a dropped connection or a 5xx. If the
 first attempt landed, the retry fails its condition and `put` returns False
 although the object now holds `data`; a read-merge-write caller must merge
@@ -34,6 +41,7 @@ idempotently (for example, drop rows whose event id is already there).
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 from datetime import timedelta
@@ -141,6 +149,33 @@ class S3Objects:
             return sorted(meta["path"] for chunk in chunks for meta in chunk)
         except BaseError as exc:
             raise _translate(exc, "LIST", prefix) from None
+
+    def folders(self, prefix: str) -> builtins.list[str]:
+        """The names of the folders (common prefixes) directly below `prefix`."""
+        try:
+            found = obstore.list_with_delimiter(self._store, prefix.strip("/") or None)
+        except BaseError as exc:
+            raise _translate(exc, "LIST", prefix) from None
+        return sorted(folder.rsplit("/", 1)[-1] for folder in found["common_prefixes"])
+
+    def delete(self, path: str, expected: str) -> bool:
+        """Remove the object if its ETag is still `expected` (see the module's
+        caveat on deletes: the check and the DELETE are two requests)."""
+        try:
+            current = obstore.head(self._store, path)["e_tag"]
+        except FileNotFoundError as exc:
+            if _no_bucket(exc):
+                raise _translate(exc, "HEAD", path) from None
+            return True
+        except BaseError as exc:
+            raise _translate(exc, "HEAD", path) from None
+        if current != expected:
+            return False
+        try:
+            obstore.delete(self._store, path)  # no error when it is gone already
+        except (BaseError, FileNotFoundError) as exc:
+            raise _translate(exc, "DELETE", path) from None
+        return True
 
 
 def _config(
