@@ -20,6 +20,7 @@ class LocalIssuer:
         self.audience = audience
         self.keys: dict[str, rsa.RSAPrivateKey] = {"key-1": _new_key()}
         self.jwks_requests = 0
+        self.jwks_status = 200  # another status plays a key endpoint that is down
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -28,6 +29,9 @@ class LocalIssuer:
                     body: dict[str, Any] = {"issuer": issuer.url, "jwks_uri": issuer.url + "/jwks"}
                 elif self.path == "/jwks":
                     issuer.jwks_requests += 1
+                    if issuer.jwks_status != 200:
+                        self.send_error(issuer.jwks_status)
+                        return
                     body = {"keys": [issuer.jwk(kid) for kid in issuer.keys]}
                 else:
                     self.send_error(404)

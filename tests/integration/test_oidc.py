@@ -13,17 +13,25 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
+from cloudevents.core.bindings.http import to_binary
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from starlette.testclient import TestClient
+from tests.issuer import LocalIssuer
 
-from auditlake.config import OidcAuth
+from auditlake.app import build_services
+from auditlake.config import OidcAuth, load_settings
 from auditlake.errors import ConfigError, Forbidden, Unauthenticated, Unavailable
 from auditlake.web import oidc
+from auditlake.web.app import create_app
 from auditlake.web.oidc import OidcVerifier
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -48,6 +56,9 @@ class Issuer:
         self.url = ""
         self.jwks: list[dict[str, Any]] = [public_jwk(RSA_KEY, "rsa1"), public_jwk(EC_KEY, "ec1")]
         self.jwks_status = 200
+        self.discovery_status = 200
+        self.jwks_body: bytes | None = None  # served as is instead of the key set
+        self.delay = 0.0  # seconds before answering anything
         self.hits: Counter[str] = Counter()
         self.lock = threading.Lock()
 
@@ -82,15 +93,21 @@ def handler_for(issuer: Issuer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             with issuer.lock:
                 issuer.hits[self.path] += 1
+            time.sleep(issuer.delay)
             if self.path == "/.well-known/openid-configuration":
-                self.send_json(200, {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks"})
+                document = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks"}
+                self.send_json(issuer.discovery_status, document)
+            elif self.path == "/jwks" and issuer.jwks_body is not None:
+                self.send_bytes(issuer.jwks_status, issuer.jwks_body)
             elif self.path == "/jwks":
                 self.send_json(issuer.jwks_status, {"keys": issuer.jwks})
             else:
                 self.send_json(404, {})
 
         def send_json(self, status: int, body: Any) -> None:
-            data = json.dumps(body).encode()
+            self.send_bytes(status, json.dumps(body).encode())
+
+        def send_bytes(self, status: int, data: bytes) -> None:
             self.send_response(status)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(data)))
@@ -363,3 +380,150 @@ def test_a_jwks_without_usable_keys_is_unavailable(issuer: Issuer) -> None:
     issuer.jwks = [{"kty": "nonsense", "kid": "x"}]
     with pytest.raises(Unavailable, match="no usable keys"):
         verifier(issuer).verify(bearer(issuer.token()))
+
+
+# Failures of the issuer while a key must be fetched: each is a 503 (Unavailable,
+# retryable) for as long as it lasts, never a 403, and the first try after the
+# issuer is back (and the short backoff has passed) checks the token.
+def _discovery_down(issuer: Issuer) -> None:
+    issuer.discovery_status = 503
+
+
+def _jwks_down(issuer: Issuer) -> None:
+    issuer.jwks_status = 503
+
+
+def _jwks_not_json(issuer: Issuer) -> None:
+    issuer.jwks_body = b"<html>maintenance</html>"
+
+
+def _jwks_not_a_key_set(issuer: Issuer) -> None:
+    issuer.jwks_body = b'{"keys": "soon"}'
+
+
+def _too_slow(issuer: Issuer) -> None:
+    issuer.delay = 1.0  # the verifier below waits 0.3 s
+
+
+def _recover(issuer: Issuer) -> None:
+    issuer.discovery_status = issuer.jwks_status = 200
+    issuer.jwks_body = None
+    issuer.delay = 0.0
+
+
+OUTAGES: dict[str, Callable[[Issuer], None]] = {
+    "discovery down": _discovery_down,
+    "JWKS down": _jwks_down,
+    "JWKS not JSON": _jwks_not_json,
+    "JWKS not a key set": _jwks_not_a_key_set,
+    "timeout": _too_slow,
+}
+BACKOFF = 0.2
+
+
+def _outcome(check: OidcVerifier, token: str) -> str:
+    try:
+        check.verify(bearer(token))
+    except (Unavailable, Forbidden) as exc:
+        return f"{exc.status}"
+    return "ok"
+
+
+def _quick(issuer: Issuer) -> OidcVerifier:
+    return OidcVerifier(OidcAuth(issuer=issuer.url, audience=AUDIENCE), fetch_timeout=0.3)
+
+
+@pytest.mark.parametrize("outage", list(OUTAGES))
+def test_a_first_fetch_during_an_outage_is_503_until_the_issuer_is_back(
+    issuer: Issuer, monkeypatch: pytest.MonkeyPatch, outage: str
+) -> None:
+    monkeypatch.setattr(oidc, "FAILURE_BACKOFF", BACKOFF)
+    check = _quick(issuer)
+    OUTAGES[outage](issuer)
+    token = issuer.token()
+    assert [_outcome(check, token) for _ in range(3)] == ["503"] * 3  # fast: in the backoff
+    time.sleep(BACKOFF + 0.05)
+    assert _outcome(check, token) == "503"  # tried again, still down
+    _recover(issuer)
+    assert _outcome(check, token) in ("503", "ok")  # maybe still in that try's backoff
+    time.sleep(BACKOFF + 0.05)
+    assert _outcome(check, token) == "ok"
+
+
+@pytest.mark.parametrize("outage", list(OUTAGES))
+def test_a_key_rotated_during_an_outage_is_503_never_403_then_accepted(
+    issuer: Issuer, monkeypatch: pytest.MonkeyPatch, outage: str
+) -> None:
+    """The field report: the issuer rotates its key while its key endpoint
+    fails; a push signed with the new key got 503 once, then 403 for 10 s."""
+    monkeypatch.setattr(oidc, "FAILURE_BACKOFF", BACKOFF)
+    check = _quick(issuer)
+    assert _outcome(check, issuer.token()) == "ok"  # the old key is cached
+    rotated = ec.generate_private_key(ec.SECP256R1())
+    issuer.jwks = [public_jwk(rotated, "ec2")]
+    issuer.jwks_status = 503 if outage == "discovery down" else issuer.jwks_status
+    OUTAGES[outage](issuer)
+    new_token = issuer.token(rotated, "ec2", "ES256")
+    outcomes = []
+    for _ in range(4):  # across several backoffs, the issuer still down
+        outcomes.append(_outcome(check, new_token))
+        time.sleep(BACKOFF / 2)
+    assert outcomes == ["503"] * 4
+    assert _outcome(check, issuer.token()) == "ok"  # the cached key still checks
+    _recover(issuer)
+    time.sleep(BACKOFF + 0.05)
+    assert _outcome(check, new_token) == "ok"
+    # Keys fetched just now lack this kid: that is a 403, without asking again.
+    fetched = issuer.hits["/jwks"]
+    assert _outcome(check, issuer.token(rotated, "made-up", "ES256")) == "403"
+    assert issuer.hits["/jwks"] == fetched
+
+
+def test_failed_fetches_are_spaced_by_the_backoff(
+    issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(oidc, "FAILURE_BACKOFF", BACKOFF)
+    check = _quick(issuer)
+    issuer.jwks_status = 503
+    token = issuer.token()
+    deadline = time.monotonic() + 4 * BACKOFF + 0.1
+    calls = 0
+    while time.monotonic() < deadline:
+        assert _outcome(check, token) == "503"
+        calls += 1
+        time.sleep(0.01)
+    assert calls > 20
+    assert 2 <= issuer.hits["/jwks"] <= 6  # about one try per backoff, not one per call
+
+
+def test_an_outage_reaches_the_sender_as_a_503_with_retry_after(tmp_path: Path) -> None:
+    """End to end with the local issuer of tests/issuer.py: the push answers
+    503 + Retry-After while the key endpoint fails, 201 once it is back."""
+    local = LocalIssuer()
+    source = {"name": "vendor", "tenant": "acme", "oidc": {"issuer": local.url,
+              "audience": "customer"}}  # fmt: skip
+    overrides = {"data_dir": str(tmp_path / "data"), "sources": {"cloudevents": [source]}}
+    services = build_services(load_settings(env={}, overrides=overrides))
+    event = CloudEvent(attributes={"type": "t.x", "source": "/v", "id": "o-1"}, data={"a": 1})
+    message = to_binary(event, JSONFormat())
+    try:
+        with TestClient(create_app(services)) as client:
+            local.jwks_status = 503
+            response = client.post(
+                "/v1/cloudevents",
+                content=message.body,
+                headers={**message.headers, "authorization": f"Bearer {local.token('s')}"},
+            )
+            assert response.status_code == 503, response.text
+            assert response.headers["retry-after"] == "1"
+            assert response.json()["error"]["code"] == "unavailable"
+            local.jwks_status = 200
+            time.sleep(oidc.FAILURE_BACKOFF + 0.1)
+            response = client.post(
+                "/v1/cloudevents",
+                content=message.body,
+                headers={**message.headers, "authorization": f"Bearer {local.token('s')}"},
+            )
+            assert response.status_code == 201, response.text
+    finally:
+        local.close()

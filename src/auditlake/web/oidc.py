@@ -26,10 +26,11 @@ ASYMMETRIC = frozenset(
 # Keys are trusted this long, so a key the issuer withdraws stops working.
 KEYS_MAX_AGE = 300.0
 # An unknown `kid` refetches the keys (rotation) at most this often, so tokens
-# with made-up kids cannot make us hammer the issuer.
+# with made-up kids cannot make us hammer the issuer. Only a refetch that
+# succeeded counts: a kid is "unknown" (403) only once fetched keys lack it.
 REFETCH_INTERVAL = 10.0
-# After a failed fetch, callers fail fast this long instead of queueing behind
-# one timeout after another.
+# After a failed fetch, callers fail fast this long (503, retryable) instead
+# of queueing behind one timeout after another; then the next call tries again.
 FAILURE_BACKOFF = 2.0
 
 # Most specific first: InvalidSignatureError is a DecodeError.
@@ -68,7 +69,9 @@ class OidcVerifier:
         self._failed_at = -math.inf
 
     def verify(self, authorization: str | None) -> dict[str, Any]:
-        """The token's claims; 401 without a bearer token, 403 for a bad token."""
+        """The token's claims; 401 without a bearer token, 403 for a bad token,
+        503 (`Unavailable`, retryable) when the issuer's keys cannot be fetched
+        to check it: a token that could not be checked is never refused."""
         kind, _, token = (authorization or "").partition(" ")
         token = token.strip()
         if kind.lower() != "bearer" or not token:
@@ -121,14 +124,19 @@ class OidcVerifier:
         return key
 
     def _current_keys(self, kid: str) -> dict[str, jwt.PyJWK]:
-        """Under the lock: the cached keys, fetched again if stale or `kid` is new."""
+        """Under the lock: keys to look `kid` up in. The cached ones while
+        fresh, if they hold `kid` or were refetched for an unknown kid less
+        than REFETCH_INTERVAL ago; else fetched now (Unavailable if that fails,
+        so the caller answers 503, not 403)."""
         now = time.monotonic()
-        if self._cache is None or now - self._cache[0] >= KEYS_MAX_AGE:
+        cache = self._cache
+        if cache is None or now - cache[0] >= KEYS_MAX_AGE:
             return self._fetch_keys()
-        if kid not in self._cache[1] and now - self._refetched_at >= REFETCH_INTERVAL:
-            self._refetched_at = now
-            return self._fetch_keys()
-        return self._cache[1]
+        if kid in cache[1] or now - self._refetched_at < REFETCH_INTERVAL:
+            return cache[1]
+        keys = self._fetch_keys()
+        self._refetched_at = time.monotonic()  # set only once a refetch succeeded
+        return keys
 
     def _fetch_keys(self) -> dict[str, jwt.PyJWK]:
         if time.monotonic() - self._failed_at < FAILURE_BACKOFF:
@@ -166,7 +174,7 @@ def _parse_jwks(data: Any) -> dict[str, jwt.PyJWK]:
         raise Unavailable("the issuer's JWKS is not a JSON object")
     try:
         found = jwt.PyJWKSet.from_dict(data).keys
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, AttributeError, KeyError, TypeError, ValueError):
         raise Unavailable("the issuer's JWKS has no usable keys") from None
     return {k.key_id: k for k in found if k.key_id and k.public_key_use in (None, "sig")}
 
