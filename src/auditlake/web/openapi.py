@@ -128,7 +128,7 @@ def _base_document() -> dict[str, Any]:
                             "description": "Already stored: an identical re-send (a duplicate).",
                             **json_body("AppendResult"),
                         },
-                        **errors(400, 401, 403, 409, 413, 422, 503),
+                        **errors(400, 401, 403, 409, 413, 415, 422, 503),
                     },
                 },
                 "get": {
@@ -136,7 +136,7 @@ def _base_document() -> dict[str, Any]:
                     "parameters": _params(FILTER_NAMES) + _PAGING,
                     "responses": {
                         "200": {"description": "One page.", **json_body("Page")},
-                        **errors(400, 401, 403, 422, described=_READ_ERRORS),
+                        **errors(400, 401, 403, 422, 429, described=_READ_ERRORS),
                     },
                 },
             },
@@ -148,7 +148,7 @@ def _base_document() -> dict[str, Any]:
                     "responses": {
                         "201": {"description": "Some stored.", **json_body("BatchResult")},
                         "200": {"description": "All duplicates.", **json_body("BatchResult")},
-                        **errors(400, 401, 403, 409, 413, 422, 503),
+                        **errors(400, 401, 403, 409, 413, 415, 422, 503),
                     },
                 },
             },
@@ -168,7 +168,7 @@ def _base_document() -> dict[str, Any]:
                                 "text/csv": {"schema": {"type": "string"}},
                             },
                         },
-                        **errors(400, 401, 403, 422, described=_READ_ERRORS),
+                        **errors(400, 401, 403, 422, 429, described=_READ_ERRORS),
                     },
                 },
             },

@@ -31,6 +31,8 @@ STATUS = {
         "(`id`, `index` in the request). An identical re-send is a 200 duplicate instead."
     ),
     413: "The body is over the size limit.",
+    415: "A Content-Encoding that is not supported (or more than one); it is named.",
     422: "Invalid event(s), query or limit; `details` lists each field.",
+    429: "This key already runs as many searches or exports as it may; retry after `Retry-After`.",
     503: "Overloaded or shutting down; retry after `Retry-After` seconds.",
 }
