@@ -19,7 +19,7 @@ from auditlake.web.auth import Authenticator
 from auditlake.web.cloudevents import CloudEventsRoutes
 from auditlake.web.events import EventRoutes
 from auditlake.web.export import ExportRoute
-from auditlake.web.metrics import RequestTimer
+from auditlake.web.metrics import CLIENT_CLOSED_REQUEST, RequestTimer
 from auditlake.web.openapi import openapi_document
 from auditlake.web.routing import EventIdRoute, Resource
 from auditlake.web.services import Services
@@ -59,7 +59,6 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> Starlett
         handlers = {"POST": receiver.receive, "OPTIONS": receiver.handshake}
         routes.append(Resource(source.path, handlers))
 
-
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if manage_lifecycle:
@@ -74,8 +73,8 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> Starlett
         routes=routes,
         middleware=[Middleware(RequestTimer, metrics=services.metrics)],
         exception_handlers={
-            ClientDisconnect: _client_gone,
             AuditlakeError: _auditlake_error,
+            ClientDisconnect: _client_gone,
             HTTPException: _http_error,
             Exception: _unexpected_error,
         },
@@ -101,9 +100,9 @@ class _OpsRoutes:
         problems = []
         journal = self.services.journal
         if not journal.healthy():
+            problems.append("journal writer is not running")
         elif (failure := journal.write_failure()) is not None:
             problems.append(f"journal writes fail: {failure}")
-            problems.append("journal writer is not running")
         recorder = self.services.recorder
         if recorder is not None and not recorder.healthy():
             problems.append("recorder is not running")
