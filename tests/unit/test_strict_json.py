@@ -103,6 +103,7 @@ def test_finds_exactly_the_repeated_keys(value: Any, space: str, escape: bool) -
         (b'{"a" : 1, "a": 2}', [DuplicateKey("a", "a")]),
         (b'{"a": ":", "a": 1}', [DuplicateKey("a", "a")]),
         (b'{"a": 1, "a": "\\u003a"}', [DuplicateKey("a", "a")]),  # dropped one colon, added one
+        ('{"a": 1, "a": "\\u003a"}'.encode("utf-16"), [DuplicateKey("a", "a")]),  # a vendor's
         (b'{"a": 1, "a": 2, "b": 1, "b": 2}', [DuplicateKey("a", "a"), DuplicateKey("b", "b")]),
         (b'{"action": "a", "Action": "b", "actor": {"id": "1"}, "targets": [{"id": "2"}]}', []),
         (b'[{"a": 1}, {"a": 1}]', []),  # the same key in two objects is fine

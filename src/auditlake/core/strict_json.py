@@ -70,7 +70,9 @@ def has_duplicate_keys(document: bytes, decoded: Any = None) -> bool:
 
 def _proved_distinct(document: bytes, decoded: Any) -> bool:
     """Stage 1 (see the module's docstring): True only when no key can repeat."""
-    if b"\\u" in document:  # `\\u003a` is a colon once decoded
+    # `\\u003a` is a colon once decoded; NUL bytes mean UTF-16 or UTF-32 (the
+    # standard library reads those), where a colon is not one byte.
+    if b"\\u" in document or b"\0" in document:
         return False
     if decoded is None:
         decoded = msgspec.json.decode(document)

@@ -4,6 +4,7 @@ their items into events."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -12,9 +13,12 @@ from urllib.parse import quote
 import httpx
 
 from auditlake.config import CloudflareSource
-from auditlake.pollers.base import Fetcher, Mapped, VendorError, Window
+from auditlake.core.strict_json import DuplicateKey
+from auditlake.pollers.base import Fetcher, InvalidItem, Mapped, VendorError, Window
 from auditlake.pollers.cloudflare_mapping import map_v1, map_v2, object_or_empty
 from auditlake.pollers.http import JsonGetter, VendorUnavailable, vendor_messages
+
+_ITEM_PATH = re.compile(r"result\[(\d+)\](?:[.\[]|$)")
 
 
 class _Api:
@@ -29,9 +33,20 @@ class _Api:
         account = quote(source.account_id, safe="")
         self._url = f"{source.base_url.rstrip('/')}/accounts/{account}/{self.endpoint}"
         self._path = httpx.URL(self._url).path
+        # The current page's items that name a key twice (by id()) -> the reason.
+        self._ambiguous: dict[int, str] = {}
 
     def _page(self, params: dict[str, str | int]) -> tuple[list[Any], dict[str, Any]]:
-        return _result(self.getter.get(self._url, params), self._path, self.getter)
+        items, info = _result(self.getter.get(self._url, params), self._path, self.getter)
+        self._ambiguous = _ambiguous_items(items, self.getter.duplicate_keys, self._path)
+        return items, info
+
+    def _refuse_if_ambiguous(self, raw: Any) -> None:
+        """An item of the current page that names a key twice is dead-lettered
+        (which value the vendor meant is unknown); the rest of the page is kept."""
+        reason = self._ambiguous.get(id(raw))
+        if reason is not None:
+            raise InvalidItem(reason)
 
 
 class CloudflareV1(_Api):
@@ -66,6 +81,7 @@ class CloudflareV1(_Api):
 
     def map_item(self, raw: Any) -> Mapped:
         """The event of one v1 item, or `InvalidItem`."""
+        self._refuse_if_ambiguous(raw)
         return map_v1(raw, self.source.account_id)
 
 
@@ -96,6 +112,7 @@ class CloudflareV2(_Api):
 
     def map_item(self, raw: Any) -> Mapped:
         """The event of one v2 item, or `InvalidItem`."""
+        self._refuse_if_ambiguous(raw)
         return map_v2(raw, self.source.account_id)
 
 
@@ -121,6 +138,29 @@ def _rfc3339(moment: datetime) -> str:
     """UTC with `Z`; fractions only when present, so `before` is not rounded down."""
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _ambiguous_items(items: list[Any], repeated: list[DuplicateKey], path: str) -> dict[int, str]:
+    """The items (by id()) that name a key twice, with the reason. A key given
+    twice outside the items (`result`, `result_info`, `success`) makes the
+    whole page ambiguous: VendorUnavailable, so the checkpoint stays and a
+    later poll asks again."""
+    found: dict[int, list[str]] = {}
+    for duplicate in repeated:
+        item = _ITEM_PATH.match(duplicate.path)
+        if item is None or int(item[1]) >= len(items):
+            details = {"path": path, "key": duplicate.key, "at": duplicate.path}
+            raise VendorUnavailable(
+                f"GET {path}: the body names the key {duplicate.key!r} twice (at "
+                f"{duplicate.path}); the page is ambiguous and is not kept",
+                details,
+            )
+        found.setdefault(int(item[1]), []).append(duplicate.path)
+    return {
+        id(items[index]): "the item names a key twice, so which value the vendor meant is "
+        f"unknown: {', '.join(paths)}"
+        for index, paths in found.items()
+    }
 
 
 def _result(body: Any, path: str, getter: JsonGetter) -> tuple[list[Any], dict[str, Any]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import random as _random
+import sys
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from auditlake.core.strict_json import DuplicateKey, duplicate_keys
 from auditlake.pollers.base import VendorError
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,10 @@ class JsonGetter:
     """GETs JSON with `Authorization: Bearer <token>`, retrying what may pass.
 
     `requests` counts HTTP attempts and `retries` the attempts after a failed
-    one (for inspection). Blocking; meant for one poller thread.
+    one (for inspection). `duplicate_keys` lists every key that an object of
+    the last body named twice (the decoded body keeps the last value): the
+    caller decides what such an ambiguous body is worth. Blocking; meant for
+    one poller thread.
     """
 
     def __init__(
@@ -75,6 +80,7 @@ class JsonGetter:
         self._random = random
         self.requests = 0
         self.retries = 0
+        self.duplicate_keys: list[DuplicateKey] = []
 
     def get(self, url: str, params: Mapping[str, str | int]) -> Any:
         """The decoded JSON body of a 2xx answer to `GET url?params`.
@@ -119,7 +125,9 @@ class JsonGetter:
             raise _Retryable(kind, {"error": kind}) from None
         status = response.status_code
         if 200 <= status < 300:
-            return _json(response, path)
+            body = _json(response, path)
+            self.duplicate_keys = _repeated_keys(response, body, path)
+            return body
         messages = [self.redact(m) for m in vendor_messages(_json_or_none(response))]
         details: dict[str, Any] = {"status": status, "errors": messages}
         if status == 429 or status >= 500:
@@ -168,6 +176,16 @@ def _json(response: httpx.Response, path: str) -> Any:
         raise VendorUnavailable(
             f"GET {path}: HTTP {status}, a body that is not JSON", details
         ) from None
+
+
+def _repeated_keys(response: httpx.Response, body: Any, path: str) -> list[DuplicateKey]:
+    """Every key given twice in one object of the body (all of them: a page's
+    caller sorts them by item)."""
+    try:
+        return duplicate_keys(response.content, body, limit=sys.maxsize)
+    except (RecursionError, ValueError):
+        details = {"path": path, "status": response.status_code}
+        raise VendorUnavailable(f"GET {path}: a body nested too deeply", details) from None
 
 
 def _json_or_none(response: httpx.Response) -> Any:
