@@ -147,7 +147,10 @@ def _base_document() -> dict[str, Any]:
                     "requestBody": {"required": True, **json_body("BatchInput")},
                     "responses": {
                         "201": {"description": "Some stored.", **json_body("BatchResult")},
-                        "200": {"description": "All duplicates.", **json_body("BatchResult")},
+                        "200": {
+                            "description": "All duplicates, or an empty batch (nothing stored).",
+                            **json_body("BatchResult"),
+                        },
                         **errors(400, 401, 403, 409, 413, 415, 422, 503),
                     },
                 },

@@ -53,16 +53,25 @@ _RECEIVER_403 = {
     ),
 }
 _RECEIVER_ERRORS = {
-    400: "Malformed JSON (structured or batch mode, or JSON data in binary mode).",
+    400: (
+        "Malformed JSON (structured or batch mode, or JSON data in binary mode), a JSON "
+        "object that names a key twice, a body not valid for its Content-Encoding, or a "
+        "`ce-*` header the HTTP binding (3.1.3.2) refuses: an unclosed quoted string, bad "
+        "percent-encoding, not UTF-8, a control character, or the header given twice. "
+        "`details` names the header or the key's path."
+    ),
     409: (
         "A redelivery (same `source` and `id`) with other content than the stored "
         "CloudEvent; nothing of the request was stored. `details` names each (`index`, "
         "`cloudevent_id`, `cloudevent_source`)."
     ),
-    413: "The body is over the size limit (an event's; the whole body's for a batch).",
+    413: (
+        "The body is over the size limit (an event's; the whole body's for a batch), "
+        "decompressed with a Content-Encoding."
+    ),
     422: (
         "Not a CloudEvent (no `ce-*` headers and not a CloudEvents media type), a missing "
-        "or invalid attribute, an empty or too large batch, or an event that does not "
+        "or invalid attribute, a batch over the limit, or an event that does not "
         "map to a valid event; `details` lists each field (with `index` in a batch)."
     ),
 }
@@ -204,11 +213,14 @@ def _receive_operation(source: CloudEventsSource) -> dict[str, Any]:
                 "Structured mode: one CloudEvent. Batch mode: an array of CloudEvents, "
                 "all or nothing. Binary mode: the `ce-*` headers carry the attributes "
                 "(other `ce-<name>` headers are extension attributes) and the body, if any, "
-                "of any content type, is the data (JSON for JSON types)."
+                "of any content type, is the data (JSON for JSON types). Header values are "
+                "decoded as the HTTP binding (3.1.3.2) says: an older sender's quoted string "
+                "is unquoted, then one round of UTF-8 percent-decoding. A batch may be empty. "
+                "Any body may be sent with Content-Encoding gzip or deflate."
             ),
             "content": {
                 STRUCTURED: {"schema": ref("CloudEvent")},
-                BATCH: {"schema": {"type": "array", "minItems": 1, "items": ref("CloudEvent")}},
+                BATCH: {"schema": {"type": "array", "items": ref("CloudEvent")}},
                 "*/*": {"schema": {}},
             },
         },
@@ -224,7 +236,7 @@ def _receive_operation(source: CloudEventsSource) -> dict[str, Any]:
             "200": {
                 "description": (
                     "Nothing new: a duplicate (redelivery), a type this source does not keep "
-                    "(ignored), or a batch of only those."
+                    "(ignored), a batch of only those, or an empty batch."
                 ),
                 "content": {
                     "application/json": {
@@ -239,7 +251,7 @@ def _receive_operation(source: CloudEventsSource) -> dict[str, Any]:
                 },
             },
             **errors(
-                400, 401, 403, 409, 413, 422, 503,
+                400, 401, 403, 409, 413, 415, 422, 503,
                 described={
                     **_RECEIVER_ERRORS, 401: _RECEIVER_401[auth], 403: _RECEIVER_403[auth],
                     503: _OIDC_503 if auth == "oidc" else STATUS[503],

@@ -21,7 +21,10 @@ def errors(*statuses: int, described: Mapping[int, str] | None = None) -> dict[s
 
 
 STATUS = {
-    400: "Malformed JSON or not UTF-8.",
+    400: (
+        "Malformed JSON or not UTF-8, a JSON object that names a key twice (`details` gives "
+        "its path), or a body that is not valid for its Content-Encoding."
+    ),
     401: "No API key, or an unknown or revoked one.",
     403: "The key lacks the scope, or names another tenant.",
     404: "No such event for this tenant.",
@@ -30,8 +33,11 @@ STATUS = {
         "events share an id but differ); nothing was stored. `details` names each "
         "(`id`, `index` in the request). An identical re-send is a 200 duplicate instead."
     ),
-    413: "The body is over the size limit.",
-    415: "A Content-Encoding that is not supported (or more than one); it is named.",
+    413: "The body is over the size limit (decompressed, with a Content-Encoding).",
+    415: (
+        "A Content-Encoding other than gzip, x-gzip or deflate (or more than one); `details` "
+        "names it and the supported ones."
+    ),
     422: "Invalid event(s), query or limit; `details` lists each field.",
     429: "This key already runs as many searches or exports as it may; retry after `Retry-After`.",
     503: "Overloaded or shutting down; retry after `Retry-After` seconds.",
