@@ -29,6 +29,7 @@ from auditlake.cli.common import (
 from auditlake.config import Settings
 from auditlake.core.event import Event
 from auditlake.core.query import parse_time
+from auditlake.core.strict_json import refuse_duplicate_keys
 from auditlake.errors import InvalidInput, MalformedInput
 
 UrlOption = Annotated[
@@ -299,9 +300,14 @@ def _batches(stream: IO[bytes], size: int) -> Iterator[list[Any]]:
         if not line.strip():
             continue
         try:
-            batch.append(msgspec.json.decode(line))
+            decoded = msgspec.json.decode(line)
         except msgspec.DecodeError as exc:
             raise MalformedInput(f"line {number} is not JSON: {exc}") from None
+        try:  # decoding keeps the last value: the server would never see the first
+            refuse_duplicate_keys(line, decoded)
+        except MalformedInput as exc:
+            raise MalformedInput(f"line {number}: {exc.message}", exc.details) from None
+        batch.append(decoded)
         if len(batch) == size:
             yield batch
             batch = []
