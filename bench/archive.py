@@ -15,8 +15,8 @@ In one run:
 (c) query: M events (the (a) events repeated with new ids, in time order
     over `--days`) archived the same way; then tenant + action + one day,
     newest 50 rows first, p50 and p99 of R runs, two ways: DuckDB over the
-    tenant's day folder (`tenant=T/year=/month=/day=/*/*.parquet`, the
-    README's example), and auditlake's own `LakeReader` (what
+    tenant's day folder (`T/year=/month=/day=/*/*.parquet`, the README's
+    example), and auditlake's own `LakeReader` (what
     `GET /v1/events` and `auditlake query --lake` use).
 
 With `--busy-hour K`, also (d): K events of one tenant within one hour,

@@ -4,6 +4,7 @@ batch triggers and dead letters."""
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -79,9 +80,12 @@ def test_partitions_by_tenant_and_hour_readable_by_duckdb(setup: Any) -> None:
     ).fetchall()
     assert counted == [("acme", 10, 3), ("acme", 11, 2), ("globex", 10, 1)]
     # The README's form: the tenant's day folder named in the path.
-    day = f"{lake}/acme/year=2026/month=11/day=20/*/*.parquet"
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    (day,) = re.findall(r"read_parquet\('data/lake/([^']+)'", readme)
+    assert day == "acme/year=2026/month=11/day=20/*/*.parquet"
     by_day = duckdb.sql(
-        f"SELECT tenant, count(*) FROM read_parquet('{day}', hive_partitioning = true) GROUP BY 1"
+        f"SELECT tenant, count(*) FROM read_parquet('{lake}/{day}', hive_partitioning = true) "
+        "GROUP BY 1"
     ).fetchall()
     assert by_day == [("acme", 5)]
 

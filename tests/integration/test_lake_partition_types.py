@@ -9,7 +9,9 @@ partitioning, `pyarrow.parquet.read_table`, DuckDB's `read_parquet` (with
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -145,3 +147,19 @@ def column_types(schema: pa.Schema) -> dict[str, pa.DataType]:
 
 def rows_of(rows: list[dict[str, Any]]) -> set[Row]:
     return {(r["tenant"], r["id"], r["year"], r["month"], r["day"], r["hour"]) for r in rows}
+
+
+def test_the_readmes_pyarrow_example(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    (example,) = re.findall(r"```python\n(import pyarrow.dataset as ds\n.*?)```", readme, re.S)
+    day = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    events = [
+        Event(id=f"{tenant}-{n}", tenant=tenant, action="doc.viewed", occurred_at=at,
+              received_at=at, source="api", caller="key:k")
+        for tenant in ("acme", "123") for n, at in enumerate([day, day + timedelta(days=1)])
+    ]  # fmt: skip
+    Archiver(LocalObjects(tmp_path / "lake")).write(events)
+    names: dict[str, Any] = {}
+    code = example.replace('"data/lake', f'"{tmp_path.as_posix()}/lake')
+    exec(code.replace("\nlake.to_table(", "\nresult = lake.to_table("), names)
+    assert names["result"].column("id").to_pylist() == ["acme-0"]
