@@ -5,10 +5,27 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime, timedelta, timezone
 
+import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
-from auditlake.core.event import Actor, Context, ErrorInfo, Event, Target
-from auditlake.lake.layout import SCHEMA_VERSION, arrow_schema, merge, partition_path, read_rows
+from auditlake.core.event import Actor, Context, ErrorInfo, Event, Target, to_micros
+from auditlake.lake.layout import (
+    SCHEMA_VERSION,
+    arrow_schema,
+    merge,
+    partition_path,
+    read_rows,
+    read_table,
+    unique_rows,
+)
+from auditlake.lake.paths import (
+    hour_start,
+    legacy_tenant_folder,
+    moved_path,
+    tenant_folder,
+    tenant_of_folder,
+)
 
 T = datetime(2026, 11, 20, 10, 15, 30, 123456, tzinfo=UTC)
 
@@ -72,3 +89,66 @@ def test_a_merge_into_a_file_of_another_schema_version_writes_the_current_one() 
     assert added == 1 and [r["id"] for r in read_rows(merged)] == ["e1", "e2"]
     schema = pq.ParquetFile(io.BytesIO(merged)).schema_arrow
     assert schema.metadata[b"auditlake.schema_version"] == SCHEMA_VERSION.encode()
+
+
+@pytest.mark.parametrize(
+    ("tenant", "folder"),
+    [("acme", "acme"), ("123", "123"), ("a:b", "a%3Ab"), ("A.b_c-9", "A.b_c-9"),
+     ("2026-01-01T10:00:00", "2026-01-01T10%3A00%3A00")],
+)  # fmt: skip
+def test_a_tenants_folder_is_its_quoted_name_in_either_layout(tenant: str, folder: str) -> None:
+    assert tenant_folder(tenant) == f"{folder}/"
+    assert legacy_tenant_folder(tenant) == f"tenant={folder}/"
+    assert tenant_of_folder(folder) == tenant
+    assert tenant_of_folder(f"tenant={folder}") == tenant
+
+
+@pytest.mark.parametrize("folder", ["", "a%3ab", "a:b", "-x", ".lock", "tenant=", "a%2Fb", "a b"])
+def test_a_folder_the_archiver_did_not_name_is_no_tenants(folder: str) -> None:
+    assert tenant_of_folder(folder) is None  # lower-case escapes, unquoted ":", bad names
+
+
+@pytest.mark.parametrize(
+    ("rest", "legacy", "at"),
+    [
+        ("year=2026/month=1/day=2/hour=0/events.parquet", False, datetime(2026, 1, 2, 0)),
+        ("year=1/month=12/day=31/hour=23/events.parquet", False, datetime(1, 12, 31, 23)),
+        ("year=2026/month=01/day=02/hour=00/events.parquet", True, datetime(2026, 1, 2, 0)),
+    ],
+)
+def test_hour_start_reads_each_layouts_numbers(rest: str, legacy: bool, at: datetime) -> None:
+    assert hour_start(rest, legacy=legacy) == to_micros(at.replace(tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    "rest",
+    [
+        "year=2026/month=01/day=2/hour=0/events.parquet",  # padded: the legacy layout's
+        "year=2026/month=1/day=2/hour=00/events.parquet",
+        "year=02026/month=1/day=2/hour=0/events.parquet",
+        "year=2026/month=13/day=2/hour=0/events.parquet",  # no such hour
+        "year=2026/month=2/day=30/hour=0/events.parquet",
+        "year=2026/month=1/day=2/hour=24/events.parquet",
+        "year=2026/month=1/day=2/hour=0/other.parquet",
+        "year=2026/month=1/day=2/events.parquet",
+    ],
+)
+def test_hour_start_of_anything_else_is_none(rest: str) -> None:
+    assert hour_start(rest) is None
+
+
+def test_moved_path_of_a_legacy_file() -> None:
+    old = "tenant=a%3Ab/year=2026/month=01/day=02/hour=00/events.parquet"
+    assert moved_path(old) == "a%3Ab/year=2026/month=1/day=2/hour=0/events.parquet"
+    assert moved_path("a%3Ab/year=2026/month=1/day=2/hour=0/events.parquet") is None
+    assert moved_path("tenant=a%3Ab/notes.txt") is None
+    assert moved_path("tenant=a:b/year=2026/month=01/day=02/hour=00/events.parquet") is None
+
+
+def test_unique_rows_keeps_the_first_row_of_each_id_in_order() -> None:
+    first = read_table(merge(None, [event("b"), event("a", T - timedelta(seconds=1))])[0])
+    second = read_table(merge(None, [event("c"), event("a", T + timedelta(seconds=9))])[0])
+    both = unique_rows(pa.concat_tables([first, second]))
+    assert both["id"].to_pylist() == ["a", "b", "c"]
+    assert both["occurred_at"][0].as_py() == T - timedelta(seconds=1)  # the first file's
+    assert unique_rows(first) is first  # nothing repeated: the table as it is
