@@ -1,7 +1,8 @@
 """`auditlake serve` archiving into its lake folder under steady writes,
 SIGKILLed at random points (also between a partition's temp file and its
-rename) and restarted: afterwards every journaled event is in the lake
-exactly once, and no half-written file is visible."""
+rename, and while it moves a lake of the legacy layout) and restarted:
+afterwards every journaled event is in the lake exactly once, and no
+half-written file is visible."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import random
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 
-from auditlake.lake.layout import read_rows
+from auditlake.core.event import Event
+from auditlake.lake.layout import merge, read_rows
 from auditlake.lake.objects import LocalObjects
 
 from .helpers import Server, create_key, stored_keys
@@ -99,3 +103,69 @@ def test_sigkilled_archiving_leaves_every_event_in_the_lake_once(tmp_path: Path)
         p for p in (data_dir / "lake").rglob("*") if p.is_file() and p.suffix != ".parquet"
     ]
     assert all(p.name.startswith(".") for p in leftovers)  # only lock and temp files, hidden
+
+
+LEGACY_HOURS = 250  # per tenant: 500 files to move, a few seconds' work
+
+
+def legacy_lake(folder: Path) -> set[tuple[str, str]]:
+    """A lake in the layout before issue 11 (`tenant=<t>/year=YYYY/month=MM/...`)
+    with five events per file; returns their (tenant, id)."""
+    objects = LocalObjects(folder)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    keys = set()
+    for tenant in ("acme", "123"):
+        for hour in range(LEGACY_HOURS):
+            at = start + timedelta(hours=hour)
+            events = [
+                Event(id=f"old-{hour}-{n}", tenant=tenant, action="doc.viewed",
+                      occurred_at=at + timedelta(minutes=n), received_at=at, source="api",
+                      caller="key:k")
+                for n in range(5)
+            ]  # fmt: skip
+            path = (
+                f"tenant={quote(tenant, safe='')}/year={at.year:04d}/month={at.month:02d}/"
+                f"day={at.day:02d}/hour={at.hour:02d}/events.parquet"
+            )
+            assert objects.put(path, merge(None, events)[0], None)
+            keys |= {(tenant, e.id) for e in events}
+    return keys
+
+
+def legacy_files(folder: Path) -> list[Path]:
+    return list(folder.glob("tenant=*/**/*.parquet"))
+
+
+def test_sigkilled_while_moving_a_legacy_lake_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    config = tmp_path / "auditlake.toml"
+    config.write_text("[lake]\nbatch_events = 300\nbatch_seconds = 0.2\n")
+    data_dir = tmp_path / "data"
+    lake = data_dir / "lake"
+    legacy = legacy_lake(lake)
+    key = create_key(data_dir, "acme")
+    server = Server(data_dir, tmp_path / "server.log", config=config)
+    writer = Writer(server, key)
+    try:
+        server.start()
+        writer.thread.start()
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        while len(legacy_files(lake)) == 2 * LEGACY_HOURS:  # the move has not begun
+            assert time.monotonic() < deadline, "the archiver did not start moving"
+            time.sleep(0.01)
+        server.kill()  # in the middle of the move
+        left = len(legacy_files(lake))
+        assert 0 < left < 2 * LEGACY_HOURS
+        server.start()
+        time.sleep(1.0)
+        writer.stopping.set()
+        writer.thread.join(timeout=10)
+        while archiver_lag(server) > 0:
+            assert time.monotonic() < deadline, "the archiver did not catch up"
+            time.sleep(0.2)
+        server.stop()
+    finally:
+        server.kill()
+    archived = lake_rows(lake)
+    assert set(archived) == legacy | set(stored_keys(data_dir / "journal.db"))
+    assert all(count == 1 for count in archived.values())
+    assert legacy_files(lake) == []
