@@ -16,7 +16,6 @@ import apsw
 
 import auditlake
 from auditlake.core.event import StoredEvent, search_text
-from auditlake.journal.dedupe import fingerprints
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -27,12 +26,11 @@ Rows = tuple[list[Row], list[Row], list[Row]]
 def journal_rows(stored: list[StoredEvent], first_seq: int) -> list[Row]:
     """The `events` (journal) rows the group commit writes for `stored`.
 
-    Mirrors `journal.sqlite._new_rows`: what an acknowledgement waits for
-    (with the fingerprint of each event sent with an id).
+    Mirrors `journal.sqlite._new_rows`: what an acknowledgement waits for.
     """
     return [
-        (seq, item.event.tenant, item.event.id, item.occurred_us, item.received_us, item.body, fp)
-        for seq, (item, fp) in enumerate(zip(stored, fingerprints(stored), strict=True), first_seq)
+        (seq, item.event.tenant, item.event.id, item.occurred_us, item.received_us, item.body)
+        for seq, item in enumerate(stored, start=first_seq)
     ]
 
 

@@ -51,21 +51,22 @@ def journal_path(tmp_path: Path) -> Path:
     return tmp_path / "journal.db"
 
 
-def test_fingerprints_are_durable_across_a_restart(journal_path: Path) -> None:
+def test_fingerprints_are_computed_on_a_hit_cached_and_durable(journal_path: Path) -> None:
     journal = SqliteJournal(journal_path)
     journal.start()
     submit(journal, {"id": "evt-7", "action": "user.signed_in"}, {"action": "generated.id"})
+    # Writing a new event computes no fingerprint: the check costs new events nothing.
+    assert set(fingerprints(journal_path).values()) == {None}
+    later = stored({"id": "evt-7", "action": "user.signed_in"}, received=RECEIVED + timedelta(1))
+    assert journal.submit(later).result(timeout=10) == [AppendResult("evt-7", "duplicate")]
     journal.close()
     prints = fingerprints(journal_path)
-    assert len(prints["evt-7"] or b"") == 16
-    assert [p for i, p in prints.items() if i != "evt-7"] == [None]  # a generated id: on demand
+    assert len(prints.pop("evt-7") or b"") == 16  # cached by the hit
+    assert list(prints.values()) == [None]  # the generated id never came again
     again = SqliteJournal(journal_path)
     again.start()
     try:
-        later = {"id": "evt-7", "action": "user.signed_in"}
-        assert again.submit(stored(later, received=RECEIVED + timedelta(days=1))).result(
-            timeout=10
-        ) == [AppendResult("evt-7", "duplicate")]
+        assert submit(again, {"id": "evt-7", "action": "user.signed_in"})[0].status == "duplicate"
         with pytest.raises(Conflict):
             submit(again, {"id": "evt-7", "action": "org.deleted"})
     finally:
@@ -122,7 +123,9 @@ def test_a_journal_written_before_fingerprints_upgrades_and_judges_old_rows(
         assert [(d["id"], d["index"]) for d in refused.value.details] == [("old-2", 1)]
     finally:
         journal.close()
-    assert fingerprints(journal_path) == {"old-1": None, "old-2": None}  # old rows stay as written
+    cached = fingerprints(journal_path)  # computed from the old bodies on the hits, and kept
+    assert sorted(cached) == ["old-1", "old-2"]
+    assert all(len(p or b"") == 16 for p in cached.values())
 
 
 def test_one_group_commit_judges_each_request_on_its_own(journal_path: Path) -> None:

@@ -7,6 +7,11 @@ fingerprint`: the caller-supplied content) is a `duplicate`; one with another
 fingerprint is a `conflict`. A request with a conflict is refused whole
 (`Conflict`, HTTP 409) unless it was submitted `keep_first` (pollers,
 rehydrate): then the stored copy stays and the item is reported `conflict`.
+
+Fingerprints are computed only when a key comes again, never for a new
+event: new events are nearly all of ingest, and a fingerprint costs about as
+much as encoding the event. The stored side's comes from its body (a backend
+may cache it).
 """
 
 from __future__ import annotations
@@ -33,51 +38,38 @@ class Judged(msgspec.Struct):
     conflict: Conflict | None = None
 
 
-def fingerprints(events: list[StoredEvent]) -> list[bytes | None]:
-    """Each event's fingerprint, None for a service-generated id: no event can
-    have it yet, so none is needed now (a later send under that id gets the
-    stored copy's fingerprint from its body, as for rows written before
-    fingerprints existed)."""
-    return [None if stored.new_id else fingerprint(stored.event) for stored in events]
-
-
 def body_fingerprint(body: bytes) -> bytes:
     """The fingerprint of a stored event, from its stored JSON body."""
     return fingerprint(_decode_event(body))
 
 
 def judge(
-    events: list[StoredEvent],
-    prints: list[bytes | None],
-    known: Callable[[Key], bytes | None],
-    *,
-    keep_first: bool,
+    events: list[StoredEvent], known: Callable[[Key], bytes | None], *, keep_first: bool
 ) -> Judged:
     """Judge one request against the stored keys (`known(key)`: the stored
-    fingerprint, or None when the key is new). The caller writes the events
-    at `written` and makes their keys known to the requests after it."""
+    event's fingerprint, or None when the key is new). The caller writes the
+    events at `written` and makes their keys known to the requests after it."""
     results: list[AppendResult] = []
     written: list[int] = []
-    mine: dict[Key, tuple[int, bytes]] = {}  # keys written by this request: position, print
+    mine: dict[Key, int] = {}  # keys this request writes: the position of the event
     problems: list[dict[str, Any]] = []
-    for index, (stored, print_) in enumerate(zip(events, prints, strict=True)):
-        event_id = stored.event.id
-        if print_ is None:  # a generated id: new by construction
-            written.append(index)
-            results.append(AppendResult(event_id, "created"))
-            continue
-        key = (stored.event.tenant, event_id)
-        earlier = mine.get(key)
-        first = earlier[1] if earlier is not None else known(key)
+    for index, stored in enumerate(events):
+        event = stored.event
+        key = (event.tenant, event.id)
+        # A generated id is new by construction: no lookup, no fingerprint.
+        earlier = None if stored.new_id else mine.get(key)
+        first = None
+        if not stored.new_id:
+            first = fingerprint(events[earlier].event) if earlier is not None else known(key)
         if first is None:
-            mine[key] = (index, print_)
+            mine[key] = index
             written.append(index)
-            results.append(AppendResult(event_id, "created"))
-        elif first == print_:
-            results.append(AppendResult(event_id, "duplicate"))
+            results.append(AppendResult(event.id, "created"))
+        elif first == fingerprint(event):
+            results.append(AppendResult(event.id, "duplicate"))
         else:
-            results.append(AppendResult(event_id, "conflict"))
-            problems.append(_problem(event_id, index, earlier[0] if earlier else None))
+            results.append(AppendResult(event.id, "conflict"))
+            problems.append(_problem(event.id, index, earlier))
     if problems and not keep_first:
         return Judged(results, [], _conflict(problems))
     return Judged(results, written)

@@ -13,7 +13,7 @@ from auditlake.core.event import StoredEvent
 from auditlake.core.query import Position, Query, matches
 from auditlake.errors import Unavailable
 from auditlake.journal.base import AppendResult
-from auditlake.journal.dedupe import Key, body_fingerprint, fingerprints, judge
+from auditlake.journal.dedupe import Key, body_fingerprint, judge
 from auditlake.store.base import Page
 
 
@@ -22,9 +22,10 @@ class MemoryEventLog:
 
     def __init__(self) -> None:
         self._rows: list[tuple[int, StoredEvent]] = []
-        # Per stored key: its fingerprint (None for a generated id: computed
-        # from the body when needed, as the SQLite journal does) and its body.
-        self._keys: dict[Key, tuple[bytes | None, bytes]] = {}
+        # Per stored key: its body, and its fingerprint once a send under
+        # that key needed it (as the SQLite journal caches it).
+        self._keys: dict[Key, bytes] = {}
+        self._prints: dict[Key, bytes] = {}
         self._lock = threading.Lock()
         self._running = False
 
@@ -40,12 +41,11 @@ class MemoryEventLog:
         never full."""
         if not self._running:
             raise Unavailable("the journal is not accepting writes")
-        prints = fingerprints(events)
         with self._lock:
-            judged = judge(events, prints, self._known, keep_first=keep_first)
+            judged = judge(events, self._known, keep_first=keep_first)
             for index in judged.written:
                 stored = events[index]
-                self._keys[(stored.event.tenant, stored.event.id)] = (prints[index], stored.body)
+                self._keys[(stored.event.tenant, stored.event.id)] = stored.body
                 self._rows.append((len(self._rows) + 1, stored))
         future: Future[list[AppendResult]] = Future()
         if judged.conflict is not None:
@@ -55,10 +55,12 @@ class MemoryEventLog:
         return future
 
     def _known(self, key: Key) -> bytes | None:
-        found = self._keys.get(key)
-        if found is None:
+        body = self._keys.get(key)
+        if body is None:
             return None
-        return found[0] if found[0] is not None else body_fingerprint(found[1])
+        if key not in self._prints:
+            self._prints[key] = body_fingerprint(body)
+        return self._prints[key]
 
     def pending(self) -> int:
         """Always 0: appends complete synchronously."""

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import apsw
 
-from auditlake.core.event import StoredEvent
+from auditlake.core.event import StoredEvent, fingerprint
 from auditlake.errors import AuditlakeError, Overloaded, Unavailable
 from auditlake.journal.base import AppendResult, CommitObserver, fail, resolve
-from auditlake.journal.dedupe import Judged, Key, body_fingerprint, fingerprints, judge
+from auditlake.journal.dedupe import Judged, Key, body_fingerprint, judge
 from auditlake.sqlite_db import DbConnection, open_database, query, scalar
 
 log = logging.getLogger(__name__)
@@ -37,13 +37,11 @@ _PROBE = "CREATE TABLE auditlake_write_probe (x); DROP TABLE auditlake_write_pro
 
 
 class _Request:
-    __slots__ = ("events", "future", "keep_first", "prints")
+    __slots__ = ("events", "future", "keep_first")
 
     def __init__(self, events: list[StoredEvent], keep_first: bool) -> None:
         self.events = events
         self.keep_first = keep_first
-        # Computed by the submitting thread, so the one writer thread does not.
-        self.prints = fingerprints(events)
         self.future: Future[list[AppendResult]] = Future()
 
 
@@ -253,43 +251,78 @@ def _new_rows(
     conn: DbConnection, group: list[_Request], first_seq: int
 ) -> tuple[list[Judged], list[tuple[object, ...]]]:
     """Per request its verdict, and the rows of the events to write."""
-    known = _stored_fingerprints(
-        conn, [e for r in group for e, p in zip(r.events, r.prints, strict=True) if p is not None]
-    )
+    stored_keys = _StoredKeys(conn, [e for r in group for e in r.events if not e.new_id])
     rows: list[tuple[object, ...]] = []
     verdicts = []
     for request in group:
-        judged = judge(request.events, request.prints, known.get, keep_first=request.keep_first)
+        judged = judge(request.events, stored_keys.fingerprint, keep_first=request.keep_first)
         for index in judged.written:
-            stored, print_ = request.events[index], request.prints[index]
+            stored = request.events[index]
             event = stored.event
-            if print_ is not None:  # the requests after this one see it
-                known[(event.tenant, event.id)] = print_
+            stored_keys.written(stored)  # the requests after this one see it
             rows.append((
                 first_seq + len(rows), event.tenant, event.id, stored.occurred_us,
-                stored.received_us, stored.body, print_,
+                stored.received_us, stored.body,
             ))  # fmt: skip
         verdicts.append(judged)
+    stored_keys.cache_fingerprints()
     return verdicts, rows
 
 
-def _stored_fingerprints(conn: DbConnection, events: list[StoredEvent]) -> dict[Key, bytes]:
-    """The fingerprints of the keys among `events` that are already stored; a
-    row without one (written before fingerprints, or under a generated id)
-    gets it from its body."""
-    by_tenant: dict[str, list[str]] = {}
-    for stored in events:
-        by_tenant.setdefault(stored.event.tenant, []).append(stored.event.id)
-    found: dict[Key, bytes] = {}
-    for tenant, ids in by_tenant.items():
-        for start in range(0, len(ids), _IN_CHUNK):
-            chunk = ids[start : start + _IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            # The body is read only for a row without a fingerprint.
-            sql = (
-                "SELECT id, fingerprint, CASE WHEN fingerprint IS NULL THEN body END "
-                f"FROM events WHERE tenant = ? AND id IN ({marks})"
-            )
-            for event_id, print_, body in conn.execute(sql, (tenant, *chunk)):
-                found[(tenant, event_id)] = print_ if print_ is not None else body_fingerprint(body)
-    return found
+class _StoredKeys:
+    """The keys of one group commit's events that are stored already, and their
+    fingerprints, computed only when asked (a key that comes again): from the
+    `fingerprint` column where an earlier hit cached it, else from the body."""
+
+    def __init__(self, conn: DbConnection, events: list[StoredEvent]) -> None:
+        self._conn = conn
+        # Per stored key: (seq, cached fingerprint, body when none is cached).
+        self._rows: dict[Key, tuple[int, bytes | None, bytes | None]] = {}
+        self._group: dict[Key, StoredEvent] = {}  # written by this commit
+        self._prints: dict[Key, bytes] = {}
+        self._computed: list[tuple[bytes, int]] = []  # (fingerprint, seq) to cache
+        by_tenant: dict[str, list[str]] = {}
+        for stored in events:
+            by_tenant.setdefault(stored.event.tenant, []).append(stored.event.id)
+        for tenant, ids in by_tenant.items():
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start : start + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                # The body is read only for a row without a cached fingerprint.
+                sql = (
+                    "SELECT id, seq, fingerprint, CASE WHEN fingerprint IS NULL THEN body END "
+                    f"FROM events WHERE tenant = ? AND id IN ({marks})"
+                )
+                for event_id, seq, print_, body in conn.execute(sql, (tenant, *chunk)):
+                    self._rows[(tenant, event_id)] = (seq, print_, body)
+
+    def fingerprint(self, key: Key) -> bytes | None:
+        """The fingerprint of the event stored (or written by this commit)
+        under `key`, or None when the key is new."""
+        if key in self._prints:
+            return self._prints[key]
+        if key in self._group:
+            print_ = fingerprint(self._group[key].event)
+        elif key in self._rows:
+            seq, cached, body = self._rows[key]
+            if cached is None:
+                assert body is not None
+                cached = body_fingerprint(body)
+                self._computed.append((cached, seq))
+            print_ = cached
+        else:
+            return None
+        self._prints[key] = print_
+        return print_
+
+    def written(self, stored: StoredEvent) -> None:
+        """`stored` is written by this commit."""
+        if not stored.new_id:
+            self._group[(stored.event.tenant, stored.event.id)] = stored
+
+    def cache_fingerprints(self) -> None:
+        """Keep the fingerprints computed from bodies, in the commit's
+        transaction: a key that comes again (a poller's overlap, a client's
+        retries) is not decoded again."""
+        if self._computed:
+            self._conn.executemany(query("journal", "cache_fingerprint"), self._computed)

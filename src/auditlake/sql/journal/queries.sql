@@ -1,6 +1,8 @@
 -- name: insert_event
-INSERT INTO events (seq, tenant, id, occurred_us, received_us, body, fingerprint)
-VALUES (?, ?, ?, ?, ?, ?, ?);
+INSERT INTO events (seq, tenant, id, occurred_us, received_us, body) VALUES (?, ?, ?, ?, ?, ?);
+
+-- name: cache_fingerprint
+UPDATE events SET fingerprint = ? WHERE seq = ?;
 
 -- name: last_seq
 SELECT coalesce(max(seq), 0) FROM events;
