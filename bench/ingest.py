@@ -100,10 +100,22 @@ class Connection:
         status = int(head[9:12])
         at = head.lower().find(b"\r\ncontent-length:")
         if at < 0:
+            if b"\r\ntransfer-encoding: chunked" in head.lower():
+                return status, await self._chunked()  # searches stream their pages
             raise RuntimeError(f"response without content-length: {head!r}")
         end = head.index(b"\r\n", at + 2)
         body = await self.reader.readexactly(int(head[at + 17 : end]))
         return status, body
+
+    async def _chunked(self) -> bytes:
+        """A chunked body (no trailers: the server sends none)."""
+        chunks = []
+        while True:
+            size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            chunk = await self.reader.readexactly(size + 2)  # the data and its CRLF
+            if size == 0:
+                return b"".join(chunks)
+            chunks.append(chunk[:-2])
 
     def close(self) -> None:
         self.writer.close()
