@@ -19,7 +19,7 @@ from auditlake.keys.base import ApiKey
 from auditlake.web.auth import Authenticator, read_tenant
 from auditlake.web.body import read_body
 from auditlake.web.services import Services
-from auditlake.web.streams import PagedResponse, PageWalk, search_body
+from auditlake.web.streams import PagedResponse, PageWalk, search_body, whole_page
 
 SOURCE = "api"
 MAX_IDEMPOTENCY_KEY = 255
@@ -77,6 +77,9 @@ class EventRoutes:
         except BaseException:
             slot.release()
             raise
+        if walk.done:  # the page fit in one sub-page: a plain answer with its length
+            slot.release()
+            return Response(whole_page(query, walk, first), media_type=JSON)
         body = search_body(query, walk, first)
         return PagedResponse(body, media_type=JSON, on_close=slot.release)
 

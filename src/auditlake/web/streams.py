@@ -83,6 +83,12 @@ def groups(events: list[bytes]) -> Iterator[list[bytes]]:
         yield run
 
 
+def whole_page(query: Query, walk: PageWalk, events: list[bytes]) -> bytes:
+    """`{"data": [...], "next_cursor": ...}` of a page read in one sub-page."""
+    cursor = encode_cursor(query, walk.position) if walk.position else None
+    return b'{"data":[%s],"next_cursor":%s}' % (b",".join(events), msgspec.json.encode(cursor))
+
+
 async def search_body(
     query: Query, walk: PageWalk, first: list[bytes]
 ) -> AsyncGenerator[bytes, None]:
