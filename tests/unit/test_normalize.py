@@ -2,18 +2,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.fixtures import FIXTURES
 
 from auditlake.core.event import Event
 from auditlake.core.normalize import Limits, Origin, normalize, parse_batch, parse_event
 from auditlake.errors import Forbidden, InvalidInput, MalformedInput, PayloadTooLarge
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
 NOW = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 ORIGIN = Origin(tenant="acme", caller="key:abc", source="api", received_at=NOW)
 LIMITS = Limits()
@@ -29,7 +28,7 @@ def problems(exc: pytest.ExceptionInfo[InvalidInput]) -> list[dict[str, object]]
 
 
 def test_workos_sample_maps_without_translation() -> None:
-    event = one((SAMPLES / "workos-event.json").read_bytes())
+    event = one((FIXTURES / "workos-event.json").read_bytes())
     assert event.action == "user.signed_in"
     assert event.occurred_at == datetime(2022, 8, 29, 19, 47, 52, 336000, tzinfo=UTC)
     assert event.actor is not None and event.actor.type == "user"
@@ -41,7 +40,7 @@ def test_workos_sample_maps_without_translation() -> None:
 
 
 def test_openstatus_sample_maps_without_translation() -> None:
-    event = one((SAMPLES / "openstatus-event.json").read_bytes())
+    event = one((FIXTURES / "openstatus-event.json").read_bytes())
     assert event.id == "monitor:1"
     assert event.metadata["statusCode"] == 400
     assert event.occurred_at == NOW  # no timestamp: receipt time
