@@ -69,7 +69,9 @@ def test_no_file_names_a_path_outside_the_repo() -> None:
     tracked = subprocess.run(
         ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
     ).stdout.split(b"\0")
-    outside = [f"{ROOT.parent}/".encode(), b"shared/samples", b"../shared"]
+    # The folder this clone sits in, and the places checkouts live on the
+    # machines this was written on (CI's clone sits in a temporary folder).
+    outside = [f"{ROOT.parent}/".encode(), b"/work/", b"/home/", b"/Users/", b"../shared"]
     offenders = []
     for name in filter(None, tracked):
         path = ROOT / name.decode()
