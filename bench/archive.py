@@ -48,8 +48,9 @@ from auditlake.consumers.runner import CATCH_UP_EVENTS
 from auditlake.core.event import BatchInput, Event
 from auditlake.core.normalize import Limits, Origin, normalize
 from auditlake.core.query import Filters, Query
-from auditlake.lake.layout import arrow_schema, partition_path, row
+from auditlake.lake.layout import arrow_schema, row
 from auditlake.lake.objects import LocalObjects
+from auditlake.lake.paths import partition_path
 from auditlake.lake.reader import LakeReader
 from common import environment, percentile, write_results
 from workload import Workload

@@ -15,8 +15,9 @@ from tests.integration.test_backend_contract import SqlitePair, stored
 
 from auditlake.core.query import MAX_Q_CHARS, MAX_Q_WORDS, Filters, Query
 from auditlake.errors import InvalidInput
-from auditlake.lake.layout import merge, partition_path
+from auditlake.lake.layout import merge
 from auditlake.lake.objects import LocalObjects
+from auditlake.lake.paths import partition_path
 from auditlake.lake.reader import LakeReader
 from auditlake.store.sqlite import SqliteStore
 from auditlake.web.app import create_app

@@ -16,8 +16,9 @@ from tests.integration.test_backend_contract import SqlitePair, stored
 from auditlake.core.event import Event, StoredEvent, search_text
 from auditlake.core.query import Filters, Query, parse_query
 from auditlake.journal.memory import MemoryEventLog
-from auditlake.lake.layout import merge, partition_path
+from auditlake.lake.layout import merge
 from auditlake.lake.objects import LocalObjects
+from auditlake.lake.paths import partition_path
 from auditlake.lake.reader import LakeReader
 from auditlake.sqlite_db import connect, migrate
 from auditlake.store.sqlite_recorder import reindex_text

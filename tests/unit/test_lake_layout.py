@@ -14,7 +14,6 @@ from auditlake.lake.layout import (
     SCHEMA_VERSION,
     arrow_schema,
     merge,
-    partition_path,
     read_rows,
     read_table,
     unique_rows,
@@ -23,6 +22,7 @@ from auditlake.lake.paths import (
     hour_start,
     legacy_tenant_folder,
     moved_path,
+    partition_path,
     tenant_folder,
     tenant_of_folder,
 )
@@ -152,3 +152,11 @@ def test_unique_rows_keeps_the_first_row_of_each_id_in_order() -> None:
     assert both["id"].to_pylist() == ["a", "b", "c"]
     assert both["occurred_at"][0].as_py() == T - timedelta(seconds=1)  # the first file's
     assert unique_rows(first) is first  # nothing repeated: the table as it is
+
+
+def test_paths_are_named_by_lake_paths_only() -> None:
+    # One module owns where files live; lake.layout does not re-export it.
+    import auditlake.lake.layout as layout
+
+    assert not hasattr(layout, "partition_path")
+    assert not hasattr(layout, "FILE_NAME")

@@ -18,9 +18,10 @@ from collections import defaultdict
 from functools import partial
 
 from auditlake.core.event import Event, to_micros
-from auditlake.lake.layout import HOUR_US, merge, merge_into, partition_path
+from auditlake.lake.layout import HOUR_US, merge, merge_into
 from auditlake.lake.migrate import migrate_layout
 from auditlake.lake.objects import ObjectStore
+from auditlake.lake.paths import partition_path
 
 log = logging.getLogger(__name__)
 

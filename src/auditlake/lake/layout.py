@@ -21,14 +21,11 @@ import msgspec
 
 from auditlake.core.event import Actor, Context, ErrorInfo, Event, Target, from_micros
 from auditlake.errors import Unavailable
-from auditlake.lake.paths import FILE_NAME, partition_path
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from auditlake.lake.objects import ObjectStore
-
-__all__ = ["FILE_NAME", "HOUR_US", "SCHEMA_VERSION", "merge", "merge_into", "partition_path"]
 
 SCHEMA_VERSION = "1"
 HOUR_US = 3_600_000_000  # a partition's span
