@@ -1,7 +1,9 @@
-"""GET /v1/export: every matching event, streamed in sub-pages of a few MB
-that each wait for the client to take the last, so memory stays bounded
-however large the export and however slow the reader. A key runs at most
-`max_exports_per_key` exports at once (one more: 429)."""
+"""GET /v1/export: every matching event, streamed in sub-pages of about
+`PAGE_BYTES` (1 MB) that each wait for the client to take the last, so
+memory stays bounded however large the export and however slow the reader.
+A key runs at most `max_exports_per_key` exports at once (one more: 429).
+A store read that fails after the 200 ends the export without its final
+chunk: an incomplete transfer for the client, never a clean truncated file."""
 
 from __future__ import annotations
 

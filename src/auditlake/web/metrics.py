@@ -17,6 +17,9 @@ ASGIApp = Callable[..., Any]
 CLIENT_CLOSED_REQUEST = 499
 # Set in the ASGI scope by a streamed answer whose client hung up mid-way.
 CLIENT_GONE = "auditlake.client_gone"
+# Set in the ASGI scope by a streamed answer that failed after its 200 was
+# sent (the status of its error), so the metrics count that, not the 200.
+FAILED_STATUS = "auditlake.failed_status"
 
 
 class Metrics:
@@ -182,6 +185,7 @@ class RequestTimer:
             route = getattr(endpoint, "__name__", "unmatched")
             # A client that left before the whole answer: 499, as nginx counts it.
             code = CLIENT_CLOSED_REQUEST if scope.get(CLIENT_GONE) else status[0]
+            code = scope.get(FAILED_STATUS, code)
             self.metrics.request_seconds.labels(route, scope["method"], str(code)).observe(
                 time.perf_counter() - started
             )

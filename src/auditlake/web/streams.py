@@ -2,10 +2,18 @@
 
 What a slow or stalled reader can make the server hold is bounded: events
 are read from the store in sub-pages of about `PAGE_BYTES`, and each one is
-sent in slices of `SLICE_BYTES`, every send waiting for the connection's
-flow control (uvicorn's `send` awaits the transport's drain) before the
-next sub-page is read. A client that hangs up stops the reading at once,
+sent in pieces of at most `SLICE_BYTES` (`groups`; one larger event is a
+piece of its own), every send waiting for the connection's flow control
+(uvicorn's `send` awaits the transport's drain) before the next sub-page is
+read. A client that hangs up stops the reading at once,
 and whatever the answer held (its per-key slot, its sub-page) is let go.
+
+A store read after the first one can still fail (`too_costly`, `Unavailable`)
+once the 200 is sent. A search page then ends early as valid JSON whose
+`next_cursor` resumes right after the last event sent (a short page, which
+clients already handle); an export, which has no cursor, ends without its
+final chunk, so the client sees an incomplete transfer and never a clean but
+truncated file, and /metrics counts the error's status.
 """
 
 from __future__ import annotations
@@ -20,9 +28,10 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from auditlake.core.query import MAX_LIMIT, Position, Query, encode_cursor
+from auditlake.errors import AuditlakeError
 from auditlake.store.base import Page
 from auditlake.web.memory import release_freed_memory
-from auditlake.web.metrics import CLIENT_GONE
+from auditlake.web.metrics import CLIENT_GONE, FAILED_STATUS
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +77,24 @@ class PageWalk:
             self._query = msgspec.structs.replace(self._query, after=page.next_position)
         return events
 
+    def stop_early(self) -> None:
+        """End the walk where it stands (a read failed): `position` becomes
+        that of the pending read, right after the last event returned."""
+        self.done, self.position = True, self._query.after
+
 
 def groups(events: list[bytes]) -> Iterator[list[bytes]]:
-    """`events` in runs of about SLICE_BYTES, so no copy of a whole sub-page is made."""
+    """`events` in runs of at most SLICE_BYTES (a larger event is a run of
+    its own): each run is joined into one piece and sent as it is, so no
+    copy of a whole sub-page is made and nothing is sliced again."""
     run: list[bytes] = []
     size = 0
     for body in events:
-        run.append(body)
-        size += len(body)
-        if size >= SLICE_BYTES:
+        if run and size + len(body) > SLICE_BYTES:
             yield run
             run, size = [], 0
+        run.append(body)
+        size += len(body)
     if run:
         yield run
 
@@ -93,7 +109,8 @@ async def search_body(
     query: Query, walk: PageWalk, first: list[bytes]
 ) -> AsyncGenerator[bytes, None]:
     """`{"data": [...], "next_cursor": ...}` of a search page, sub-page by
-    sub-page, `first` being the walk's first sub-page."""
+    sub-page, `first` being the walk's first sub-page. A later read that
+    fails ends the page early, its cursor resuming after the last event sent."""
     events, separator = first, b'{"data":['
     while True:
         for group in groups(events):
@@ -101,7 +118,12 @@ async def search_body(
             separator = b","
         if walk.done:
             break
-        events = await walk.next()
+        try:
+            events = await walk.next()
+        except AuditlakeError as exc:
+            log.info("a search page ends early, its cursor resumes it: %s", exc.message)
+            walk.stop_early()
+            break
     cursor = encode_cursor(query, walk.position) if walk.position else None
     opening = b'{"data":[' if separator != b"," else b""
     yield opening + b'],"next_cursor":' + msgspec.json.encode(cursor) + b"}"
@@ -109,7 +131,10 @@ async def search_body(
 
 class PagedResponse(Response):
     """A 200 sending the pieces of `body` as they come, in slices that each
-    wait for flow control; it stops when the client hangs up.
+    wait for flow control; it stops when the client hangs up. If `body`
+    raises an `AuditlakeError` the answer ends without its final chunk (the
+    server closes the connection: an incomplete transfer for the client),
+    with one warning logged and the error's status noted for the metrics.
 
     `on_close` runs exactly once when the response ends, however it ends
     (sent, client gone, failure), and so does closing `body`.
@@ -135,7 +160,7 @@ class PagedResponse(Response):
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._watch_disconnect, scope, receive, group.cancel_scope)
-                await self._send_all(send, with_body=scope["method"] != "HEAD")
+                await self._send_all(scope, send)
                 group.cancel_scope.cancel()
         finally:
             try:
@@ -144,14 +169,20 @@ class PagedResponse(Response):
                 self._on_close()
                 release_freed_memory()
 
-    async def _send_all(self, send: Send, *, with_body: bool) -> None:
+    async def _send_all(self, scope: Scope, send: Send) -> None:
         start = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
         await send(start)
-        if with_body:
-            async for piece in self._body:
-                for at in range(0, len(piece), SLICE_BYTES):
-                    chunk = piece[at : at + SLICE_BYTES]
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if scope["method"] != "HEAD":
+            try:
+                async for piece in self._body:  # pieces made by `groups`
+                    await send({"type": "http.response.body", "body": piece, "more_body": True})
+            except AuditlakeError as exc:
+                scope[FAILED_STATUS] = exc.status
+                log.warning(
+                    "%s stopped after its 200 (%s, %s): the client gets an incomplete answer",
+                    scope.get("path"), exc.code, exc.message,
+                )  # fmt: skip
+                return  # no final chunk: the server closes the connection
         self._finished = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
