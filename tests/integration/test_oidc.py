@@ -527,3 +527,41 @@ def test_an_outage_reaches_the_sender_as_a_503_with_retry_after(tmp_path: Path) 
             assert response.status_code == 201, response.text
     finally:
         local.close()
+
+
+def test_oidc_checks_run_on_the_key_check_threads(
+    tmp_path: Path, issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An issuer that answers slowly holds at most `key_check_threads`
+    threads, never Starlette's shared pool (which had 40)."""
+    running, most = [0], [0]
+    lock = threading.Lock()
+    verify = OidcVerifier.verify
+
+    def counted(self: OidcVerifier, authorization: str | None) -> dict[str, Any]:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            return verify(self, authorization)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(OidcVerifier, "verify", counted)
+    source = {"name": "vendor", "tenant": "acme",
+              "oidc": {"issuer": issuer.url, "audience": AUDIENCE}}  # fmt: skip
+    overrides = {"data_dir": str(tmp_path / "data"), "key_check_threads": 2,
+                 "sources": {"cloudevents": [source]}}  # fmt: skip
+    services = build_services(load_settings(env={}, overrides=overrides))
+    issuer.delay = 0.3
+    event = CloudEvent(attributes={"type": "t.x", "source": "/v", "id": "k-1"}, data={"a": 1})
+    message = to_binary(event, JSONFormat())
+    headers = {**message.headers, "authorization": bearer(issuer.token())}
+    with TestClient(create_app(services)) as client, ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(lambda _: client.post("/v1/cloudevents", content=message.body,
+                                           headers=headers).status_code, range(8))
+        )  # fmt: skip
+    assert set(answers) <= {200, 201}, answers
+    assert 1 <= most[0] <= 2, most
