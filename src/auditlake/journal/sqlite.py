@@ -32,7 +32,8 @@ from auditlake.sqlite_db import DbConnection, open_database, query, scalar
 
 log = logging.getLogger(__name__)
 _IN_CHUNK = 500
-PROBE_SECONDS = 1.0
+# While writes fail, the writer tries one (a probe) this often (seconds).
+WRITE_PROBE_INTERVAL = 1.0
 _PROBE = "CREATE TABLE auditlake_write_probe (x); DROP TABLE auditlake_write_probe"
 
 
@@ -106,7 +107,7 @@ class SqliteJournal:
     def write_failure(self) -> str | None:
         """Why writes fail (e.g. "database or disk is full"), or None when the
         last write worked. While writes fail, the idle writer tries a small
-        write every PROBE_SECONDS, so this clears once the disk has room."""
+        write every WRITE_PROBE_INTERVAL, so this clears once the disk has room."""
         return self._failure
 
     def close(self) -> None:
@@ -143,7 +144,7 @@ class SqliteJournal:
             while not self._queue:
                 if self._closing:
                     return None
-                if not self._wakeup.wait(PROBE_SECONDS if self._failure else None):
+                if not self._wakeup.wait(WRITE_PROBE_INTERVAL if self._failure else None):
                     return []  # idle while writes fail: the caller probes
             group: list[_Request] = []
             count = 0

@@ -6,7 +6,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -19,13 +18,15 @@ from auditlake.web.auth import Authenticator
 from auditlake.web.cloudevents import CloudEventsRoutes
 from auditlake.web.events import EventRoutes
 from auditlake.web.export import ExportRoute
+from auditlake.web.limits import SharedCall
 from auditlake.web.metrics import CLIENT_CLOSED_REQUEST, RequestTimer
 from auditlake.web.openapi import openapi_document
 from auditlake.web.routing import EventIdRoute, Resource
 from auditlake.web.services import Services
 
 log = logging.getLogger(__name__)
-PROBE_SECONDS = 2.0
+# How long /readyz waits for the store to answer a ping.
+READY_TIMEOUT = 2.0
 
 
 def create_app(services: Services, *, manage_lifecycle: bool = True) -> Starlette:
@@ -88,6 +89,9 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> Starlett
 class _OpsRoutes:
     def __init__(self, services: Services) -> None:
         self.services = services
+        # One ping at a time, shared by concurrent probes: while the store
+        # hangs, probes answer 503 without leaving a thread behind each.
+        self._ping = SharedCall(services.store.ping, READY_TIMEOUT, "readyz-ping")
 
     async def healthz(self, _request: Request) -> Response:
         """Liveness: the process answers."""
@@ -95,8 +99,8 @@ class _OpsRoutes:
 
     async def readyz(self, _request: Request) -> Response:
         """Readiness: the journal writer runs and its writes work, the
-        recorder runs and the store answers reads (within PROBE_SECONDS, on
-        threads no search can take)."""
+        recorder runs and the store answers reads (within READY_TIMEOUT of
+        the pending ping, on a thread no search can take)."""
         problems = []
         journal = self.services.journal
         if not journal.healthy():
@@ -107,10 +111,9 @@ class _OpsRoutes:
         if recorder is not None and not recorder.healthy():
             problems.append("recorder is not running")
         try:
-            with anyio.fail_after(PROBE_SECONDS):
-                await self.services.pools.probe(self.services.store.ping)
+            await self._ping.result()
         except TimeoutError:
-            problems.append(f"store: no answer within {PROBE_SECONDS} s")
+            problems.append(f"store: no answer within {READY_TIMEOUT:g} s")
         except Exception as exc:
             problems.append(f"store: {exc}")
         if problems:

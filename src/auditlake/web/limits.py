@@ -10,9 +10,12 @@ so a single client cannot hold every read thread or pile up waiting work.
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections.abc import Callable
-from typing import Literal, TypeVar
+from concurrent.futures import Future
+from typing import Generic, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -48,6 +51,47 @@ class WorkPools:
         return await anyio.to_thread.run_sync(
             call, *args, limiter=self._ops, abandon_on_cancel=True
         )
+
+
+class SharedCall(Generic[T]):
+    """One blocking call (a readiness ping) shared by every caller while it
+    runs, on a thread of its own.
+
+    A caller that comes while the call is pending waits for that same call
+    instead of starting another, so a call that hangs holds one thread, not
+    one per caller (a timed-out thread cannot be stopped, only left behind).
+    """
+
+    def __init__(self, call: Callable[[], T], timeout: float, name: str) -> None:
+        self._call = call
+        self._timeout = timeout
+        self._name = name
+        self._lock = threading.Lock()
+        self._future: Future[T] | None = None
+        self._started = 0.0  # time.monotonic() when the pending call started
+
+    async def result(self) -> T:
+        """The call's result (or its exception); TimeoutError once `timeout`
+        seconds have passed since the shared call started (at once if they
+        already have). The next caller after the call ends starts a new one."""
+        with self._lock:
+            if self._future is None or self._future.done():
+                self._future, self._started = Future(), time.monotonic()
+                thread = threading.Thread(target=self._run, args=(self._future,), name=self._name)
+                thread.daemon = True
+                thread.start()
+            future, left = self._future, self._started + self._timeout - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        # shield: a caller's timeout must not cancel the call others share.
+        return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), left)
+
+    def _run(self, future: Future[T]) -> None:
+        future.set_running_or_notify_cancel()  # running: no caller can cancel it
+        try:
+            future.set_result(self._call())
+        except BaseException as exc:  # handed to the callers, who report it
+            future.set_exception(exc)
 
 
 class Slot:
