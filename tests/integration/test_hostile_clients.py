@@ -210,6 +210,39 @@ def test_a_key_holds_a_bounded_number_of_exports(
         assert client.get("/v1/export").status_code == 200  # the slots came back
 
 
+def test_a_key_running_its_searches_still_gets_one_event(
+    live_server: LiveServer, services: Services
+) -> None:
+    """A point read takes no search slot: a key whose searches all run gets
+    its event, not a 429 (and searches beyond the limit still get one)."""
+    headers = {"authorization": f"Bearer {live_server.key('acme')}"}
+    limit = services.settings.max_searches_per_key
+    slow = services.store
+    assert isinstance(slow, SlowStore)
+    with httpx.Client(base_url=live_server.url, headers=headers, timeout=30) as client:
+        client.post("/v1/events", json={"id": "one", "action": "a.b"}).raise_for_status()
+        slow.gate.clear()  # searches now hold their slot until the gate opens
+        held = [threading.Thread(target=lambda: client.get("/v1/events")) for _ in range(limit)]
+        for thread in held:
+            thread.start()
+        try:
+            deadline = time.monotonic() + 10
+            while services.slots.held(services.keys.list()[0].key_id, "search") < limit:
+                assert time.monotonic() < deadline, "the searches did not start"
+                time.sleep(0.02)
+            assert client.get("/v1/events").status_code == 429
+            # The key's searches may fill the read threads too: the gets wait
+            # for one (the gate opens soon), but are never refused.
+            threading.Timer(0.5, slow.gate.set).start()
+            for event_id in ("one", "one", "missing"):
+                answer = client.get(f"/v1/events/{event_id}")
+                assert answer.status_code == (200 if event_id == "one" else 404), answer.text
+        finally:
+            slow.gate.set()
+            for thread in held:
+                thread.join(timeout=30)
+
+
 def send_raw(url: str, request: bytes) -> socket.socket:
     host, port = url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=10)
