@@ -6,17 +6,21 @@ leaves every event readable exactly once through `LakeReader`."""
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
+import duckdb
+import pyarrow.dataset as ds
 import pytest
 from tests.integration.test_lake_objects import Wrapped, _s3, s3_endpoint  # noqa: F401 (a fixture)
 
 from auditlake.consumers.archiver import Archiver
 from auditlake.core.event import Event
 from auditlake.core.query import Filters, Query
+from auditlake.errors import Unavailable
 from auditlake.lake.layout import merge, read_rows
 from auditlake.lake.migrate import Migrated, migrate_layout
 from auditlake.lake.objects import LocalObjects, ObjectStore
@@ -236,3 +240,103 @@ def test_a_search_while_the_lake_moves_sees_every_event_once(tmp_path: Path, aft
     page = LakeReader(MoveWhileListing(objects, after)).search(Query("acme", Filters(), "asc", 99))
     assert once(page.events) == once(mine)
     assert legacy_files(objects) == [NOTES, JUNK]  # it did move meanwhile
+
+
+def _old_versions_leftovers(root: Path) -> None:
+    """What versions before `.locks` left among the data files: a lock file in
+    every folder they wrote, and a temp file of a crash."""
+    for folder in [p for p in root.rglob("*") if p.is_dir() and ".locks" not in p.parts]:
+        (folder / ".lock").touch()
+    crashed = root / "tenant=acme/year=2026/month=01/day=09/hour=22/.tmp-x.part"
+    crashed.touch()
+    os.utime(crashed, (0, 0))
+
+
+def test_after_archiving_and_moving_the_lake_holds_only_parquet_files(tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    objects = LocalObjects(root)
+    events = legacy_lake(objects)
+    for path in (NOTES, JUNK):  # no lake files: a user's, they would stay
+        stored = objects.get(path)
+        assert stored is not None and objects.delete(path, stored[1])
+    _old_versions_leftovers(root)
+    fresh = [event("acme", "fresh", START), event("Acme", "capital", START)]
+    Archiver(objects).write(fresh)
+    data = sorted(
+        p.relative_to(root).as_posix() for p in root.rglob("*") if ".locks" not in p.parts
+    )
+    assert [p for p in data if not p.endswith(".parquet") and "=" not in p.rsplit("/", 1)[-1]] == [
+        "%41cme", "123", "a%3Ab", "acme"
+    ]  # fmt: skip
+    assert all(p.endswith("/events.parquet") for p in data if "." in p.rsplit("/", 1)[-1])
+    assert not any(p.startswith("tenant=") for p in data)  # the old folders went
+    # The readers' natural forms: a glob of a tenant's folder, a dataset of the lake.
+    acme = duckdb.sql(f"SELECT id FROM read_parquet('{root.as_posix()}/acme/**')").fetchall()
+    assert sorted(i for (i,) in acme) == sorted(
+        e.id for e in [*events, *fresh] if e.tenant == "acme"
+    )
+    lake = ds.dataset(root, format="parquet", partitioning="hive").to_table()
+    assert lake.num_rows == len(events) + len(fresh)
+    assert read_back(objects) == once([e for e in [*events, *fresh] if e.tenant in TENANTS])
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_archiver_moves_legacy_files_again_every_interval(store: ObjectStore) -> None:
+    clock = Clock()
+    archiver = Archiver(store, migrate_seconds=300, clock=clock)
+    archiver.write([event("acme", "first", START)])
+    late = event("acme", "late-legacy", START)  # an older version, still running
+    assert store.put(legacy_path("acme", START), merge(None, [late])[0], None)
+    clock.now = 299
+    archiver.write([event("acme", "second", START)])
+    assert len(legacy_files(store)) == 1  # not yet: a move costs a listing
+    clock.now = 300
+    archiver.write([event("acme", "third", START)])
+    assert legacy_files(store) == []
+    assert set(in_layout(store)) == {
+        ("acme", i) for i in ("first", "second", "third", "late-legacy")
+    }
+
+
+class FailingMoves(Wrapped):
+    """A store whose listing of folders fails (so a move fails) while `down`."""
+
+    down = False
+
+    def folders(self, prefix: str) -> list[str]:
+        if self.down:
+            raise Unavailable("the store is down for listing")
+        return self.inner.folders(prefix)
+
+
+def test_a_later_move_that_fails_does_not_stop_archiving(tmp_path: Path) -> None:
+    clock = Clock()
+    store = FailingMoves(LocalObjects(tmp_path / "lake"))
+    archiver = Archiver(store, migrate_seconds=60, clock=clock)
+    store.down = True
+    with pytest.raises(Unavailable):  # the first move must succeed before any batch
+        archiver.write([event("acme", "a", START)])
+    store.down = False
+    archiver.write([event("acme", "a", START)])
+    store.down, clock.now = True, 60
+    archiver.write([event("acme", "b", START)])  # logged, tried again later
+    assert set(in_layout(store.inner)) == {("acme", "a"), ("acme", "b")}
+
+
+def test_a_legacy_file_written_after_the_move_is_found_at_once(store: ObjectStore) -> None:
+    # An older version writing during the upgrade: its file must never be
+    # hidden from a reader that has seen the tenant's layout alone before.
+    reader = LakeReader(store)
+    Archiver(store).write([event("acme", "new", START)])
+    assert [e.id for e in reader.search(Query("acme", Filters(), "asc", 10)).events] == ["new"]
+    late = event("acme", "late-legacy", START + timedelta(minutes=1))
+    assert store.put(legacy_path("acme", START), merge(None, [late])[0], None)
+    page = reader.search(Query("acme", Filters(), "asc", 10))
+    assert [e.id for e in page.events] == ["new", "late-legacy"]

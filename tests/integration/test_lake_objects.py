@@ -241,6 +241,81 @@ def test_local_crash_before_rename_keeps_old_file(
     assert not list((tmp_path / "lake").rglob("*.part"))
 
 
+def test_local_lock_and_temp_files_stay_out_of_the_data_folders(tmp_path: Path) -> None:
+    # Readers glob a tenant's folder (DuckDB `read_parquet('lake/acme/**')`):
+    # a lock file there was read as a broken Parquet file.
+    root = tmp_path / "lake"
+    store = LocalObjects(root)
+    one, two = "acme/year=2026/hour=1/events.parquet", "acme/year=2026/hour=2/events.parquet"
+    store.put(one, b"one", None)
+    store.put(one, b"two", _tag(store, one))
+    store.put(two, b"x", None)
+    store.delete(two, _tag(store, two))
+    outside = _outside_locks(root, files_only=True)
+    assert outside == ["acme/year=2026/hour=1/events.parquet"]
+    assert (root / ".locks/acme/year=2026/hour=1/.lock").is_file()
+    assert not list(root.rglob("*.part"))
+    assert store.folders("") == ["acme"] and store.list("") == outside
+
+
+def _outside_locks(root: Path, *, files_only: bool = False) -> list[str]:
+    """What is below `root` but not in its `.locks` folder, sorted."""
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if ".locks" not in p.parts and (p.is_file() or not files_only)
+    )
+
+
+def _append_lines(root: str, worker: int, lines: int) -> None:
+    """One process's writer: `lines` read-append-write rounds on one object."""
+    store = LocalObjects(Path(root))
+    for n in range(lines):
+        _append(store, "race/log.txt", f"{worker}:{n}\n".encode())
+
+
+def test_local_writers_in_several_processes_lose_no_update(tmp_path: Path) -> None:
+    # The in-process lock cannot serialize processes: only the shared lock file can.
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_append_lines, args=(str(tmp_path / "lake"), w, 25))
+        for w in range(3)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    lines = _data(LocalObjects(tmp_path / "lake"), "race/log.txt").decode().splitlines()
+    assert sorted(lines) == sorted(f"{w}:{n}" for w in range(3) for n in range(25))
+
+
+def test_local_leftovers_of_older_versions_are_removed_unless_in_use(tmp_path: Path) -> None:
+    import fcntl
+
+    root = tmp_path / "lake"
+    store = LocalObjects(root)
+    store.put("old/a/events.parquet", b"rows", None)
+    for folder in ("old/a", "old/b/c", "busy"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / folder / ".lock").touch()
+    (root / "old/a/.tmp-1.part").touch()
+    os.utime(root / "old/a/.tmp-1.part", (0, 0))  # an hour old: a crash's
+    (root / "old/a/.tmp-2.part").touch()  # maybe a write in progress: stays
+    held = os.open(root / "busy/.lock", os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_EX)  # a writer is inside
+    try:
+        assert store.remove_leftovers(lambda name: True, empty_folders=True) == 3
+    finally:
+        os.close(held)
+    assert _outside_locks(root) == [
+        "busy", "busy/.lock", "old", "old/a", "old/a/.tmp-2.part", "old/a/events.parquet"
+    ]  # fmt: skip
+    assert store.get("old/a/events.parquet") == (b"rows", _tag(store, "old/a/events.parquet"))
+
+
 # --- S3 only ------------------------------------------------------------------------
 
 

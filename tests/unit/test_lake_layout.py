@@ -92,20 +92,36 @@ def test_a_merge_into_a_file_of_another_schema_version_writes_the_current_one() 
 
 
 @pytest.mark.parametrize(
-    ("tenant", "folder"),
-    [("acme", "acme"), ("123", "123"), ("a:b", "a%3Ab"), ("A.b_c-9", "A.b_c-9"),
-     ("2026-01-01T10:00:00", "2026-01-01T10%3A00%3A00")],
+    ("tenant", "folder", "legacy"),
+    [("acme", "acme", "acme"), ("123", "123", "123"), ("a:b", "a%3Ab", "a%3Ab"),
+     ("A.b_c-9", "%41.b_c-9", "A.b_c-9"), ("Acme", "%41cme", "Acme"),
+     ("2026-01-01T10:00:00", "2026-01-01%5410%3A00%3A00", "2026-01-01T10%3A00%3A00")],
 )  # fmt: skip
-def test_a_tenants_folder_is_its_quoted_name_in_either_layout(tenant: str, folder: str) -> None:
+def test_a_tenants_folder_is_its_quoted_name_in_either_layout(
+    tenant: str, folder: str, legacy: str
+) -> None:
     assert tenant_folder(tenant) == f"{folder}/"
-    assert legacy_tenant_folder(tenant) == f"tenant={folder}/"
+    assert legacy_tenant_folder(tenant) == f"tenant={legacy}/"
     assert tenant_of_folder(folder) == tenant
-    assert tenant_of_folder(f"tenant={folder}") == tenant
+    assert tenant_of_folder(f"tenant={legacy}") == tenant
 
 
-@pytest.mark.parametrize("folder", ["", "a%3ab", "a:b", "-x", ".lock", "tenant=", "a%2Fb", "a b"])
+@pytest.mark.parametrize(
+    "folder", ["", "a%3ab", "a:b", "-x", ".lock", ".locks", "tenant=", "a%2Fb", "a b", "Acme"]
+)
 def test_a_folder_the_archiver_did_not_name_is_no_tenants(folder: str) -> None:
-    assert tenant_of_folder(folder) is None  # lower-case escapes, unquoted ":", bad names
+    # lower-case escapes, unquoted ":" or capitals, bad names
+    assert tenant_of_folder(folder) is None
+
+
+def test_tenant_folders_never_differ_by_case_alone() -> None:
+    # Tenant names are case-sensitive; a case-insensitive file system (macOS,
+    # Windows) must still keep each tenant's folder apart.
+    tenants = ["acme", "Acme", "ACME", "aCmE", "J", "j", "%4a", "a:b", "A:B", "x-Y_z.9"]
+    tenants = [t for t in tenants if tenant_of_folder(tenant_folder(t)[:-1]) == t]
+    assert len(tenants) == 9  # "%4a" is no tenant name
+    folded = {tenant_folder(t).casefold() for t in tenants}
+    assert len(folded) == len(tenants)
 
 
 @pytest.mark.parametrize(

@@ -8,41 +8,55 @@ for an hour already archived, or two archivers on the same partition all end
 with every event in its hour's file exactly once.
 
 Before its first batch, an archiver moves the files of the legacy layout
-(`tenant=<t>/...`, see `lake.paths`) into the layout (`lake.migrate`).
+(`tenant=<t>/...`, see `lake.paths`) into the layout (`lake.migrate`), and
+again before a batch once `migrate_seconds` have passed since the last move:
+an older version still writing during the upgrade leaves no file behind for
+long. A later move that fails is logged and tried at the next interval; the
+batch is written anyway (`LakeReader` reads both layouts meanwhile).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from functools import partial
 
 from auditlake.core.event import Event, to_micros
+from auditlake.errors import AuditlakeError
 from auditlake.lake.layout import HOUR_US, merge, merge_into
 from auditlake.lake.migrate import migrate_layout
 from auditlake.lake.objects import ObjectStore
 from auditlake.lake.paths import partition_path
 
 log = logging.getLogger(__name__)
+# How often a running archiver moves legacy files again (seconds).
+MIGRATE_SECONDS = 300.0
 
 
 class Archiver:
     """`Sink` writing events into Parquet partitions of an object store."""
 
-    def __init__(self, objects: ObjectStore) -> None:
+    def __init__(
+        self,
+        objects: ObjectStore,
+        *,
+        migrate_seconds: float = MIGRATE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.objects = objects
         self.rows_written = 0
-        self._layout_checked = False
+        self._migrate_seconds = migrate_seconds
+        self._clock = clock
+        self._migrated_at: float | None = None  # clock() of the last move
 
     def write(self, events: list[Event]) -> None:
         """Merge `events` into their partitions; durable on return. The first
         call moves a legacy lake first (an error there fails the call, and
-        the batch is tried again)."""
-        if not self._layout_checked:
-            moved = migrate_layout(self.objects)
-            if moved.files:
-                log.info("moved %d files into the lake's layout", moved.files)
-            self._layout_checked = True
+        the batch is tried again); later calls move again every
+        `migrate_seconds` (an error there is logged)."""
+        self.migrate_if_due()
         by_hour: dict[tuple[str, int], list[Event]] = defaultdict(list)
         for event in events:  # a cheap key per event; the path once per partition
             by_hour[event.tenant, to_micros(event.occurred_at) // HOUR_US].append(event)
@@ -53,4 +67,27 @@ class Archiver:
         for path in sorted(by_partition):
             self.rows_written += merge_into(
                 self.objects, path, partial(merge, events=by_partition[path])
+            )
+
+    def migrate_if_due(self) -> None:
+        """Move legacy files into the layout if it has not been done yet in
+        this process, or not for `migrate_seconds`."""
+        now = self._clock()
+        first = self._migrated_at is None
+        if self._migrated_at is not None and now - self._migrated_at < self._migrate_seconds:
+            return
+        try:
+            moved = migrate_layout(self.objects, whole_lake=first)
+        except AuditlakeError as exc:
+            if first:
+                raise
+            log.warning("moving legacy lake files failed (%s); trying again later", exc)
+            self._migrated_at = now
+            return
+        self._migrated_at = now
+        if moved.files or moved.leftovers:
+            log.info(
+                "moved %d files into the lake's layout; removed %d leftovers of older versions",
+                moved.files,
+                moved.leftovers,
             )

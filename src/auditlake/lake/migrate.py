@@ -14,7 +14,15 @@ stops the move:
 - a run over a lake with no legacy file lists one folder and does nothing.
 
 Other readers (DuckDB, pyarrow) see such a file's rows twice until the next
-run; the archiver runs this before its first batch.
+run; the archiver runs this before its first batch and again every few
+minutes (`consumers.archiver`), so a file an older writer adds meanwhile is
+moved too.
+
+On a local lake a run also removes what older versions kept among the
+data files (`LocalObjects.remove_leftovers`): their lock files, stale temp
+files and, in the legacy layout, the folders its move left empty; so the
+lake's folders hold Parquet files only and a reader's glob finds nothing
+else. The first run looks at the whole lake, later ones at legacy folders.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import msgspec
 
 from auditlake.errors import Unavailable
 from auditlake.lake.layout import MAX_CONFLICTS, merge_into, merge_table, read_table
-from auditlake.lake.objects import ObjectStore
+from auditlake.lake.objects import LocalObjects, ObjectStore
 from auditlake.lake.paths import LEGACY_PREFIX, moved_path
 
 if TYPE_CHECKING:
@@ -42,10 +50,13 @@ class Migrated(msgspec.Struct):
     files: int = 0  # legacy files moved and deleted
     rows: int = 0  # rows that were not yet in the layout's files
     unreadable: list[str] = msgspec.field(default_factory=list)  # left where they are
+    leftovers: int = 0  # older versions' lock and temp files removed
 
 
-def migrate_layout(objects: ObjectStore) -> Migrated:
-    """Move every legacy partition file of `objects` into the layout.
+def migrate_layout(objects: ObjectStore, *, whole_lake: bool = True) -> Migrated:
+    """Move every legacy partition file of `objects` into the layout, then
+    (on a local lake) remove older versions' leftovers: in the whole lake
+    with `whole_lake`, else in the legacy folders only.
 
     Idempotent and safe to run in several processes at once. Anything in a
     legacy folder that is not a partition file, or not a Parquet file of the
@@ -57,7 +68,19 @@ def migrate_layout(objects: ObjectStore) -> Migrated:
         if folder.startswith(LEGACY_PREFIX):
             for path in objects.list(f"{folder}/"):
                 _move(objects, path, done)
+    if isinstance(objects, LocalObjects):  # S3 keeps no locks among the objects
+        if whole_lake:  # the layout's folders: a writer may be about to use one
+            done.leftovers = objects.remove_leftovers(_in_layout, empty_folders=False)
+        done.leftovers += objects.remove_leftovers(_is_legacy, empty_folders=True)
     return done
+
+
+def _is_legacy(name: str) -> bool:
+    return name.startswith(LEGACY_PREFIX)
+
+
+def _in_layout(name: str) -> bool:
+    return not name.startswith(LEGACY_PREFIX)
 
 
 def _move(objects: ObjectStore, path: str, done: Migrated) -> None:

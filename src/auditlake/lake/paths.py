@@ -5,7 +5,11 @@ The layout (every file the archiver writes):
     <tenant>/year=<Y>/month=<M>/day=<D>/hour=<H>/events.parquet
 
 - `<tenant>` is the tenant's name percent-quoted (`urllib.parse.quote` with
-  nothing safe: `a:b` is `a%3Ab`). It is a plain folder, not `tenant=...`:
+  nothing safe: `a:b` is `a%3Ab`), upper-case letters included (`Acme` is
+  `%41cme`): tenant names are case-sensitive, and on a case-insensitive file
+  system (macOS, Windows) folders `Acme` and `acme` would be one. Quoted,
+  every folder name is lower-case but for the hex digits of its escapes, so
+  no two tenants' folders differ by case alone. It is a plain folder, not `tenant=...`:
   a reader's hive partitioning then derives no `tenant` column from it, and
   `tenant` comes from the file's own string column, whatever the name looks
   like (`123`, `007`, `null`, `2026-01-01`). With `tenant=123` pyarrow
@@ -20,6 +24,8 @@ The layout (every file the archiver writes):
 The legacy layout (written before issue 11, moved by `lake.migrate`):
 
     tenant=<tenant>/year=YYYY/month=MM/day=DD/hour=HH/events.parquet
+
+(`<tenant>` quoted with `urllib.parse.quote` alone: letters as they are.)
 
 No tenant folder of the layout can be a legacy one: a tenant name has no
 `=`, and quoting keeps it that way.
@@ -55,8 +61,8 @@ def partition_path(tenant: str, occurred_at: datetime) -> str:
 
 
 def tenant_folder(tenant: str) -> str:
-    """The tenant's folder, with a trailing `/`."""
-    return f"{quote(tenant, safe='')}/"
+    """The tenant's folder, with a trailing `/`: `Acme:1` is `%41cme%3A1/`."""
+    return f"{_quoted(tenant)}/"
 
 
 def legacy_tenant_folder(tenant: str) -> str:
@@ -67,11 +73,17 @@ def legacy_tenant_folder(tenant: str) -> str:
 def tenant_of_folder(name: str) -> str | None:
     """The tenant whose folder (in either layout) is `name`, or None when
     `name` is no tenant's folder."""
+    legacy = name.startswith(LEGACY_PREFIX)
     quoted = name.removeprefix(LEGACY_PREFIX)
     tenant = unquote(quoted)
-    if not is_tenant(tenant) or quote(tenant, safe="") != quoted:
+    if not is_tenant(tenant) or (quote(tenant, safe="") if legacy else _quoted(tenant)) != quoted:
         return None  # not written by the archiver
     return tenant
+
+
+def _quoted(tenant: str) -> str:
+    """`tenant` percent-quoted, upper-case ASCII letters too."""
+    return "".join(f"%{ord(c):02X}" if "A" <= c <= "Z" else quote(c, safe="") for c in tenant)
 
 
 def hour_start(rest: str, *, legacy: bool = False) -> int | None:

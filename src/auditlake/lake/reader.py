@@ -127,9 +127,6 @@ class LakeReader:
         self._cpu_seconds = cpu_seconds
         self._duckdb: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
-        # Tenants seen with files in the layout and none in the legacy one:
-        # nothing writes the legacy layout any more, so it is not listed again.
-        self._moved: set[str] = set()
 
     def search(
         self, query: Query, *, after: LakePosition | None = None, before_us: int | None = None
@@ -183,11 +180,13 @@ class LakeReader:
 
         The legacy folder is listed first: a legacy file gone by then was
         merged into the layout's file before it was deleted, so the layout's
-        listing that follows has that file."""
+        listing that follows has that file. It is listed by every search
+        (one more LIST, of a folder that is usually empty): an older version
+        may still write there during an upgrade, and its file must be found
+        before the next move takes it."""
         found: dict[int, list[str]] = defaultdict(list)
-        legacy = 0 if tenant in self._moved else self._add_hours(found, tenant, legacy=True)
-        if self._add_hours(found, tenant, legacy=False) and not legacy:
-            self._moved.add(tenant)
+        self._add_hours(found, tenant, legacy=True)
+        self._add_hours(found, tenant, legacy=False)
         return [_Hour(start, tuple(paths)) for start, paths in sorted(found.items())]
 
     def _add_hours(self, found: dict[int, list[str]], tenant: str, *, legacy: bool) -> int:
