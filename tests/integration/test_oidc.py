@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import socket
 import threading
 import time
@@ -515,8 +516,9 @@ def test_an_outage_reaches_the_sender_as_a_503_with_retry_after(tmp_path: Path) 
                 headers={**message.headers, "authorization": f"Bearer {local.token('s')}"},
             )
             assert response.status_code == 503, response.text
-            assert response.headers["retry-after"] == "1"
+            assert response.headers["retry-after"] == str(math.ceil(oidc.FAILURE_BACKOFF))
             assert response.json()["error"]["code"] == "unavailable"
+            assert local.url.removeprefix("http://") not in response.text  # logged, not sent
             local.jwks_status = 200
             time.sleep(oidc.FAILURE_BACKOFF + 0.1)
             response = client.post(
@@ -565,3 +567,26 @@ def test_oidc_checks_run_on_the_key_check_threads(
         )  # fmt: skip
     assert set(answers) <= {200, 201}, answers
     assert 1 <= most[0] <= 2, most
+
+
+def test_a_503_retry_after_is_the_backoff_left(
+    issuer: Issuer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Retry-After is the whole seconds of backoff left (at least 1), so a
+    sender that obeys it is not refused again; the body names no URL."""
+    monkeypatch.setattr(oidc, "FAILURE_BACKOFF", 3.0)
+    check = _quick(issuer)
+    issuer.jwks_status = 503
+    token = issuer.token()
+    left: list[int] = []
+    for pause in (0.0, 0.0, 1.2, 1.0):
+        time.sleep(pause)
+        with pytest.raises(Unavailable) as caught:
+            check.verify(bearer(token))
+        assert issuer.url.removeprefix("http://") not in str(caught.value.to_body())
+        left.append(caught.value.details["retry_after"])
+    assert left[0] == 3  # the failed fetch: the whole backoff
+    assert left[1] == 3  # at once after it: still about 3 s, rounded up
+    assert left[2] == 2 and left[3] == 1  # counting down, never 0
+    assert issuer.hits["/jwks"] == 1
+    assert f"{issuer.url}/jwks" in caplog.text  # the operator sees where

@@ -139,34 +139,53 @@ class OidcVerifier:
         return keys
 
     def _fetch_keys(self) -> dict[str, jwt.PyJWK]:
-        if time.monotonic() - self._failed_at < FAILURE_BACKOFF:
-            raise Unavailable("the issuer's signing keys cannot be fetched; retry later")
+        """The issuer's keys, fetched now. Unavailable (503) if that fails or
+        a fetch failed less than FAILURE_BACKOFF ago; its `retry_after` is
+        the backoff left, in whole seconds (at least 1)."""
+        left = self._failed_at + FAILURE_BACKOFF - time.monotonic()
+        if left > 0:
+            raise Unavailable(
+                "the issuer's signing keys cannot be fetched; retry later",
+                {"retry_after": _whole_seconds(left)},
+            )
         try:
             keys = _parse_jwks(self._get_json(self._keys_url()))
         except Unavailable as exc:
             self._failed_at = time.monotonic()
-            log.warning("OIDC keys of %s: %s", self._config.issuer, exc.message)
-            raise
+            # The URLs are the operator's business: logged, never sent back.
+            where = self._jwks_url or self._discovery_url()
+            log.warning("OIDC keys of %s from %s: %s", self._config.issuer, where, exc.message)
+            raise Unavailable(
+                exc.message, {"retry_after": _whole_seconds(FAILURE_BACKOFF)}
+            ) from None
         self._cache = (time.monotonic(), keys)
         return keys
 
+    def _discovery_url(self) -> str:
+        return f"{self._config.issuer.rstrip('/')}/.well-known/openid-configuration"
+
     def _keys_url(self) -> str:
         if self._jwks_url is None:
-            issuer = self._config.issuer.rstrip("/")
-            document = self._get_json(f"{issuer}/.well-known/openid-configuration")
+            document = self._get_json(self._discovery_url(), "discovery document")
             url = document.get("jwks_uri") if isinstance(document, dict) else None
             if not isinstance(url, str):
                 raise Unavailable("the issuer's discovery document has no jwks_uri")
             self._jwks_url = url
         return self._jwks_url
 
-    def _get_json(self, url: str) -> Any:
+    def _get_json(self, url: str, what: str = "signing keys (JWKS)") -> Any:
+        """The JSON at `url`; Unavailable naming `what` (not the URL) if not."""
         try:
             response = httpx.get(url, timeout=self._timeout, follow_redirects=True)
             response.raise_for_status()
             return response.json()
         except (httpx.HTTPError, ValueError) as exc:
-            raise Unavailable(f"cannot fetch {url} ({type(exc).__name__})", {"url": url}) from None
+            raise Unavailable(f"cannot fetch the issuer's {what} ({type(exc).__name__})") from None
+
+
+def _whole_seconds(seconds: float) -> int:
+    """`seconds` rounded up, at least 1: a Retry-After that never comes early."""
+    return max(1, math.ceil(seconds))
 
 
 def _parse_jwks(data: Any) -> dict[str, jwt.PyJWK]:
