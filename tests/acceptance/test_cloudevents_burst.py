@@ -51,6 +51,10 @@ class Burst:
             self.todo.put(n)
         self.acked: dict[int, str] = {}  # event number -> the id auditlake gave it
         self.lock = threading.Lock()
+        # Built once: a retry re-sends the same message, as a vendor's
+        # redelivery does (the SDK stamps `time` when an event is built, and a
+        # rebuilt event with another time is another event: a 409).
+        self.messages = [pull_message(n) for n in range(EVENTS)]
 
     def send_all(self, client: httpx.Client) -> None:
         deadline = time.monotonic() + DEADLINE_SECONDS
@@ -61,8 +65,8 @@ class Burst:
                 if len(self.acked) == EVENTS:
                     return
                 continue
-            headers, body = pull_message(n)
-            headers["authorization"] = f"Bearer {self.token}"
+            headers, body = self.messages[n]
+            headers = {**headers, "authorization": f"Bearer {self.token}"}
             try:
                 response = client.post(f"{self.server.url}/v1/cloudevents", content=body,
                                        headers=headers)  # fmt: skip
