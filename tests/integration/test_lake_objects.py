@@ -372,6 +372,31 @@ def test_s3_without_credentials_reads_the_aws_profile(
     assert _data(store, "p/f") == b"via profile"
 
 
+def test_s3_delete_keeps_an_object_written_after_its_check(
+    s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The DELETE carries If-Match: a write landing between the HEAD and the
+    # DELETE (an older archiver during the move) must survive.
+    import obstore
+
+    store = _s3(s3_endpoint)
+    store.put("d/f", b"one", None)
+    tag = _tag(store, "d/f")
+    head = obstore.head
+
+    def head_then_another_write(inner: Any, path: str) -> Any:
+        meta = head(inner, path)
+        assert store.put("d/f", b"two", tag)
+        return meta
+
+    monkeypatch.setattr(obstore, "head", head_then_another_write)
+    assert store.delete("d/f", tag) is False
+    assert _data(store, "d/f") == b"two"
+    monkeypatch.setattr(obstore, "head", head)
+    assert store.delete("d/f", _tag(store, "d/f")) is True
+    assert store.get("d/f") is None
+
+
 def test_s3_virtual_hosted_endpoint_gets_the_bucket() -> None:
     from auditlake.lake.s3 import _bucket_host
 

@@ -26,12 +26,14 @@ chain applies (AWS_* environment variables, web identity token, ECS
 container credentials, EC2 instance metadata). obstore does not read shared
 config profiles, so when AWS_PROFILE is set they come from boto3 instead.
 
-Caveat on deletes: S3 can refuse a DELETE whose `If-Match` no longer holds,
-but obstore 0.12 sends no condition on a DELETE, so `delete(path, expected)`
-compares the ETag (a HEAD) and then deletes: a write landing between the
-two would be lost. Its only caller moves files of the legacy layout
-(`lake.migrate`), which no current archiver writes; stop archivers of older
-versions before upgrading.
+Deletes: `delete(path, expected)` is a DELETE with `If-Match: <etag>`, so
+a write landing after the caller read the object is never lost (AWS S3 and
+moto check it; 412 returns False). obstore 0.12's `delete` takes no
+condition, so the request is signed by obstore (`obstore.sign`, the store's
+own credentials) and sent with httpx. A HEAD first still compares the ETag,
+so a store that ignores `If-Match` on DELETE (older S3 clones) is left with
+only the window between the two requests: on such a store stop archivers of
+older versions before moving a legacy lake, the one caller (`lake.migrate`).
 
 Caveat: obstore retries a PUT after a dropped connection or a 5xx. If the
 first attempt landed, the retry fails its condition and `put` returns False
@@ -48,6 +50,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import obstore
 from obstore.exceptions import (
     AlreadyExistsError,
@@ -79,6 +82,8 @@ _RETRY: RetryConfig = {
     },
 }
 _CLIENT: ClientConfig = {"connect_timeout": "5s", "timeout": "60s"}
+# How long a signed DELETE stays valid: it is sent at once.
+_SIGNED_FOR = timedelta(minutes=5)
 
 
 class S3Objects:
@@ -112,6 +117,7 @@ class S3Objects:
             raise ConfigError(f"cannot set up S3 bucket {bucket!r}: {type(exc).__name__}") from None
         self.bucket = bucket
         self.prefix = prefix.strip("/")
+        self._client: httpx.Client | None = None
 
     def get(self, path: str) -> tuple[bytes, str] | None:
         """The object's bytes and ETag, or None if there is no such key."""
@@ -159,8 +165,9 @@ class S3Objects:
         return sorted(folder.rsplit("/", 1)[-1] for folder in found["common_prefixes"])
 
     def delete(self, path: str, expected: str) -> bool:
-        """Remove the object if its ETag is still `expected` (see the module's
-        caveat on deletes: the check and the DELETE are two requests)."""
+        """Remove the object if its ETag is still `expected`: a HEAD (an early
+        answer, and a check where the store ignores the condition), then a
+        DELETE with `If-Match` (see the module's notes on deletes)."""
         try:
             current = obstore.head(self._store, path)["e_tag"]
         except FileNotFoundError as exc:
@@ -171,11 +178,34 @@ class S3Objects:
             raise _translate(exc, "HEAD", path) from None
         if current != expected:
             return False
+        return self._delete_if_match(path, expected)
+
+    def _delete_if_match(self, path: str, expected: str) -> bool:
+        """DELETE `path` with `If-Match: expected`; False on 412 (or 409, a
+        write racing it), True once it is gone."""
         try:
-            obstore.delete(self._store, path)  # no error when it is gone already
-        except (BaseError, FileNotFoundError) as exc:
+            url = obstore.sign(self._store, "DELETE", path, _SIGNED_FOR)
+        except BaseError as exc:
             raise _translate(exc, "DELETE", path) from None
-        return True
+        try:
+            answer = self._http().delete(url, headers={"If-Match": expected})
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"S3 DELETE {path!r} failed: {type(exc).__name__}") from None
+        status = answer.status_code
+        if status in (412, 409):
+            return False
+        if status < 300 or (status == 404 and "NoSuchBucket" not in answer.text):
+            return True  # deleted, or gone already
+        what = f"S3 DELETE {path!r} failed (HTTP {status})"
+        if status == 404:
+            raise ConfigError(f"{what}: the bucket does not exist")
+        raise ConfigError(what) if status in (401, 403) else Unavailable(what)
+
+    def _http(self) -> httpx.Client:
+        """The client for signed requests, made on first use."""
+        if self._client is None:
+            self._client = httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0))
+        return self._client
 
 
 def _config(
