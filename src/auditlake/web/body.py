@@ -25,7 +25,7 @@ _ALIASES = {"x-gzip": "gzip"}
 
 class Body(NamedTuple):
     """A request body: `data` as decoded, and `sent`, the bytes on the wire,
-    when a Content-Encoding made them differ (else None)."""
+    when a Content-Encoding made them differ and they were asked for (else None)."""
 
     data: bytes
     sent: bytes | None
@@ -34,14 +34,17 @@ class Body(NamedTuple):
 async def read_body(request: Request, cap: int) -> bytes:
     """The request body, decoded; 413 as soon as it passes `cap` bytes (sent
     or decoded), 400 for a corrupt stream, 415 for an unsupported coding."""
-    return (await read_body_as_sent(request, cap)).data
+    return (await read_body_as_sent(request, cap, keep_sent=False)).data
 
 
-async def read_body_as_sent(request: Request, cap: int) -> Body:
-    """As `read_body`, keeping the bytes as sent too (for signatures over them)."""
+async def read_body_as_sent(request: Request, cap: int, *, keep_sent: bool = True) -> Body:
+    """As `read_body`; with `keep_sent` the bytes as sent are kept too when a
+    coding made them differ (for a signature over them, the webhook route's
+    need), else only the decoded body is held: one copy, not two."""
     coding = content_coding(request.headers.getlist("content-encoding"))
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if declared.isascii() and declared.isdigit() and int(declared) > cap:
         raise PayloadTooLarge(f"the body is {declared} bytes, over the limit of {cap}")
     decoder = _Inflater(coding, cap) if coding != "identity" else None
     sent: list[bytes] = []
@@ -51,13 +54,14 @@ async def read_body_as_sent(request: Request, cap: int) -> Body:
         size += len(chunk)
         if size > cap:
             raise PayloadTooLarge(f"the body is over the limit of {cap} bytes")
-        sent.append(chunk)
+        if decoder is None or keep_sent:
+            sent.append(chunk)
         if decoder is not None:
             decoded += decoder.feed(chunk)
     if decoder is None:
         return Body(b"".join(sent), None)
     decoded += decoder.finish()
-    return Body(b"".join(decoded), b"".join(sent))
+    return Body(b"".join(decoded), b"".join(sent) if keep_sent else None)
 
 
 def content_coding(values: list[str]) -> str:

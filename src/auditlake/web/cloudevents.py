@@ -23,7 +23,7 @@ from auditlake.core.normalize import Origin, Provenance, normalize
 from auditlake.errors import AuditlakeError, Conflict, Forbidden, InvalidInput
 from auditlake.journal.base import AppendResult
 from auditlake.web.auth import Authenticator
-from auditlake.web.body import read_body_as_sent
+from auditlake.web.body import read_body, read_body_as_sent
 from auditlake.web.cloudevents_http import is_batch, read_events
 from auditlake.web.events import JSON, journal_events, single_response
 from auditlake.web.oidc import OidcVerifier
@@ -62,9 +62,9 @@ class CloudEventsRoutes:
         limits = self.services.settings.limits
         batch = is_batch(request.headers)
         cap = limits.max_body_bytes if batch else limits.max_event_bytes
-        body = await read_body_as_sent(request, cap)
         if self.webhook is None:
-            return await self._receive(request, body.data, caller, batch)
+            return await self._receive(request, await read_body(request, cap), caller, batch)
+        body = await read_body_as_sent(request, cap)  # the signature may be over either form
         delivery = self.webhook.verify(request.headers, body.data, body.sent)
         try:
             return await self._receive(request, body.data, f"webhook:{delivery}", batch)
