@@ -18,7 +18,6 @@ from auditlake.consumers.process import ConsumerProcess
 from auditlake.consumers.runner import ConsumerGroup, ConsumerRunner
 from auditlake.consumers.state import ConsumerState
 from auditlake.files import PRIVATE_UMASK
-from auditlake.gc_tuning import freeze_startup_objects
 from auditlake.journal.base import Journal
 from auditlake.journal.sqlite import SqliteJournal
 from auditlake.keys.sqlite import SqliteKeyStore
@@ -26,12 +25,12 @@ from auditlake.lake.objects import LocalObjects, ObjectStore
 from auditlake.pollers.poller import Poller, PollObserver, Schedule
 from auditlake.pollers.runner import PollerGroup, PollerRunner
 from auditlake.pollers.state import PollerState
+from auditlake.process_tuning import freeze_startup_objects, tune_allocator
 from auditlake.store.base import EventStore
 from auditlake.store.recorder_process import RecorderProcess
 from auditlake.store.sqlite import SqliteStore
 from auditlake.store.sqlite_retention import RetentionRunner, SqliteRetention
 from auditlake.web.app import create_app
-from auditlake.web.memory import tune_allocator
 from auditlake.web.metrics import Metrics
 from auditlake.web.services import Services
 

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from auditlake.child_process import die_with_parent
-from auditlake.gc_tuning import freeze_startup_objects
 from auditlake.journal.base import resolve
+from auditlake.process_tuning import freeze_startup_objects
 from auditlake.sqlite_db import DbConnection, connect, open_database, query, scalar
 from auditlake.store.sqlite_recorder import position, reindex_text, step
 

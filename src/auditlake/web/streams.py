@@ -29,8 +29,8 @@ from starlette.types import Receive, Scope, Send
 
 from auditlake.core.query import MAX_LIMIT, Position, Query, encode_cursor
 from auditlake.errors import AuditlakeError
+from auditlake.process_tuning import release_freed_memory
 from auditlake.store.base import Page
-from auditlake.web.memory import release_freed_memory
 from auditlake.web.metrics import CLIENT_GONE, FAILED_STATUS
 
 log = logging.getLogger(__name__)
