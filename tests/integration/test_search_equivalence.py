@@ -26,6 +26,8 @@ from auditlake.store.sqlite_recorder import reindex_text
 DECOMPOSED, PRECOMPOSED = "Rene\u0301e", "Renée"
 JAMO, SYLLABLES = "\u1112\u1161\u11ab\u1100\u116e\u11a8", "한국"
 ANGSTROM, A_RING = "\u212bstr\u00f6m", "\u00c5stro\u0308m"
+LESS, WORK = "कम", "काम"  # Devanagari: "less", "work" (the vowel sign AA)
+THROW, FOREST = "ปา", "ป่า"  # Thai: "throw", "forest" (the tone mark MAI EK)
 
 # One event per (stored form, place): actor name, target name, metadata value.
 EVENTS: list[dict[str, Any]] = [
@@ -36,6 +38,11 @@ EVENTS: list[dict[str, Any]] = [
     {"id": "meta-angstrom", "metadata": {"lab": {"head": ANGSTROM}}},
     {"id": "meta-a-ring", "metadata": {"lab": [A_RING]}},
     {"id": "plain", "actor": {"id": "u3", "name": "Rene Renard"}, "metadata": {"k": "Astrid"}},
+    # Words that differ by a vowel sign or a tone mark: no diacritics, other words.
+    {"id": "deva-less", "actor": {"id": "u4", "name": f"{LESS} दाम"}},
+    {"id": "deva-work", "actor": {"id": "u5", "name": WORK}},
+    {"id": "thai-throw", "targets": [{"id": "t3", "name": THROW}]},
+    {"id": "thai-forest", "metadata": {"where": FOREST}},
 ]
 # What each typed `q` must find, whatever form it is typed in.
 EXPECTED = {
@@ -52,6 +59,11 @@ EXPECTED = {
     "astr": {"meta-angstrom", "meta-a-ring", "plain"},
     "\u212b": {"meta-angstrom", "meta-a-ring", "plain"},
     f"{SYLLABLES} {PRECOMPOSED}": set(),
+    LESS: {"deva-less"},
+    WORK: {"deva-work"},
+    f"{LESS} दा": {"deva-less"},
+    THROW: {"thai-throw"},
+    FOREST: {"thai-forest"},
 }
 
 

@@ -46,6 +46,34 @@ def test_the_forms_differ_before_folding() -> None:
     assert unicodedata.normalize("NFC", "\u212b") == "\u00c5"
 
 
+# Words that differ by a mark that is no Latin, Greek or Cyrillic diacritic:
+# in these scripts a mark writes a vowel or a tone, and makes another word.
+DIFFERENT = [
+    ("कम", "काम"),  # Devanagari: "less" / "work", the vowel sign AA (Mc)
+    ("दिन", "दीन"),  # Devanagari: "day" / "poor", vowel signs I / II
+    ("किस", "कुस"),  # Devanagari: the vowel signs I (Mc) / U (Mn)
+    ("ปา", "ป่า"),  # Thai: "throw" / "forest", the tone mark MAI EK (Mn)
+    ("สิ", "สี"),  # Thai: the vowels SARA I / SARA II (Mn)
+    ("בַּ", "בֶּ"),  # Hebrew: the points PATAH / SEGOL (Mn)
+]
+
+
+@pytest.mark.parametrize(("one", "other"), DIFFERENT, ids=[d[1] for d in DIFFERENT])
+def test_marks_of_other_scripts_make_other_words(one: str, other: str) -> None:
+    assert search_words(one) != search_words(other)
+    assert len(search_words(one)) == len(search_words(other)) == 1  # a mark splits no word
+    event = _event(f"{one} x", "actor")
+    assert matches(event, 0, Filters(q=one))
+    assert not matches(event, 0, Filters(q=other))
+    assert not matches(_event(other, "metadata"), 0, Filters(q=one))
+
+
+def test_latin_greek_and_cyrillic_lose_their_diacritics_only() -> None:
+    assert search_words("Ελληνικά Ёлка crème") == ["ελληνικα", "елка", "creme"]
+    assert search_words("कम") == ["कम"] and search_words("हिन्दी") == ["हिन्दी"]
+    assert search_words("ป่า ไม้") == ["ป่า", "ไม้"]  # marks kept, inside their words
+
+
 def test_other_words_stay_apart() -> None:
     assert search_words("Renée Dubois") != search_words("Rene Dubois x")
     assert search_words("héllo wörld") == ["hello", "world"]

@@ -1,6 +1,8 @@
 -- The text index holds the folded words of each event (core.words: NFKC,
--- case folded, combining marks removed, split into words in Python), so a
--- search finds canonically equivalent text however it was typed or stored.
+-- case folded, diacritics removed from Latin, Greek and Cyrillic letters
+-- only, split into words in Python), so a search finds canonically
+-- equivalent text however it was typed or stored, and a query is folded by
+-- the same function.
 -- The `ascii` tokenizer takes every non-ASCII character as part of a word,
 -- so it splits exactly at the spaces between the words it is given.
 DROP TABLE events_text;
