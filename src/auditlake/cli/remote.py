@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -31,7 +32,9 @@ from auditlake.core.event import Event
 from auditlake.core.query import parse_time
 from auditlake.core.strict_json import refuse_duplicate_keys
 from auditlake.errors import InvalidInput, MalformedInput
+from auditlake.files import FILE_MODE
 
+EXPORT_FORMATS = ("ndjson", "csv")
 UrlOption = Annotated[
     str, typer.Option(help="Server URL.", envvar="AUDITLAKE_URL", rich_help_panel=SERVER)
 ]
@@ -243,16 +246,37 @@ def export(
     )  # fmt: skip
     from auditlake.client import Client
 
+    if fmt not in EXPORT_FORMATS:  # before anything is shown or written
+        raise InvalidInput(f"--format must be {' or '.join(EXPORT_FORMATS)}, not {fmt!r}")
     partial = output.with_name(output.name + ".partial")
     columns = (TextColumn("exporting"), TransferSpeedColumn(), TextColumn("{task.completed} B"))
-    with Client(url, api_key) as client, Progress(*columns, transient=True) as bar:
-        task = bar.add_task("export", total=None)
-        with partial.open("wb") as out:
+    # On stderr, and only for a person watching: stdout stays clean, and a
+    # display that is not a terminal would still print its final blank line.
+    bar = Progress(*columns, console=Console(stderr=True), transient=True,
+                   disable=not sys.stderr.isatty())  # fmt: skip
+    try:
+        with Client(url, api_key) as client, bar, _private_file(partial) as out:
+            task = bar.add_task("export", total=None)
             for chunk in client.export(fmt, **filters):
                 out.write(chunk)
                 bar.advance(task, len(chunk))
-    partial.replace(output)  # the file appears only once complete
+    except BaseException:
+        partial.unlink(missing_ok=True)  # an incomplete export leaves no file
+        raise
+    partial.replace(output)  # the file appears only once complete, private as it was made
     typer.echo(f"wrote {output}", err=True)
+
+
+def _private_file(path: Path) -> IO[bytes]:
+    """`path` opened for writing from empty, readable by the user alone
+    (FILE_MODE, 0600: audit data), whatever the umask or an older file's mode."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)  # O_CREAT's mode does not apply to an existing file
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "wb")
 
 
 def publish(
