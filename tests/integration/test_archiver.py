@@ -5,6 +5,8 @@ batch triggers and dead letters."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -88,6 +90,14 @@ def test_partitions_by_tenant_and_hour_readable_by_duckdb(setup: Any) -> None:
         "GROUP BY 1"
     ).fetchall()
     assert by_day == [("acme", 5)]
+    # The README's command runs as written (DuckDB's Python package, which
+    # `make run` installs; the duckdb CLI is not).
+    (command,) = re.findall(r'\.venv/bin/python -c "(import duckdb;.*?)"\n', readme, re.S)
+    shown = subprocess.run(
+        [sys.executable, "-c", command.replace("data/lake", lake)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert "user.signed_in" in shown.stdout and "5" in shown.stdout
 
 
 def test_redelivery_and_late_events_leave_each_event_once_in_its_hour(setup: Any) -> None:
