@@ -23,6 +23,7 @@ import httpx
 import msgspec
 
 from auditlake.core.event import Event, EventInput
+from auditlake.core.query import FILTER_NAMES
 from auditlake.errors import AuditlakeError
 from auditlake.journal.base import AppendResult, BatchResult
 
@@ -37,6 +38,8 @@ MAX_BATCH_EVENTS = 1000
 MAX_BATCH_BYTES = 8 * 1024 * 1024  # half the server's default body limit
 MAX_IDEMPOTENCY_KEY = 255
 MAX_RETRY_WAIT = 30.0
+# The keyword filters `search_page`, `search` and `export` take: the API's.
+FILTERS = (*FILTER_NAMES, "order")
 
 
 # The wire types are the server's own: one result per event, and per batch.
@@ -195,14 +198,23 @@ class Client:
         of one search covers the same window.
 
         Pass the previous page's `next_cursor` with the same filters to go on.
+        Another keyword (a typo, `format`) is a TypeError, never sent.
         """
+        _check_filters("search_page", filters)
         params = _params(filters, tenant=tenant, limit=limit, cursor=cursor)
         return _decode(self._request("GET", "/v1/events", params=params), SearchPage)
 
     def search(
         self, *, page_size: int = 100, tenant: str | None = None, **filters: FilterValue
     ) -> Iterator[Event]:
-        """Every event matching `filters` (see `search_page`), fetched page by page."""
+        """Every event matching `filters` (see `search_page`), fetched page by
+        page as the iterator is read; an unknown filter is a TypeError at the call."""
+        _check_filters("search", filters)
+        return self._pages(page_size, tenant, filters)
+
+    def _pages(
+        self, page_size: int, tenant: str | None, filters: dict[str, FilterValue]
+    ) -> Iterator[Event]:
         cursor: str | None = None
         while True:
             page = self.search_page(cursor=cursor, limit=page_size, tenant=tenant, **filters)
@@ -212,13 +224,22 @@ class Client:
             cursor = page.next_cursor
 
     def export(
-        self, fmt: str = "ndjson", *, tenant: str | None = None, **filters: FilterValue
+        self,
+        format: str = "ndjson",  # the API's and the CLI's name for it
+        *,
+        tenant: str | None = None,
+        **filters: FilterValue,
     ) -> Iterator[bytes]:
-        """Every matching event as NDJSON or CSV bytes, streamed in chunks.
+        """Every matching event as `format` (`ndjson` or `csv`) bytes, streamed
+        in chunks; `filters` as `search_page` takes them (and `order`).
 
-        The request starts at the first `next()`; close the iterator to stop early.
+        An unknown filter name is a TypeError at the call; the request starts
+        at the first `next()`; close the iterator to stop early.
         """
-        params = _params(filters, tenant=tenant, format=fmt)
+        _check_filters("export", filters)
+        return self._export(_params(filters, tenant=tenant, format=format))
+
+    def _export(self, params: dict[str, str]) -> Iterator[bytes]:
         response = self._request("GET", "/v1/export", params=params, stream=True)
         try:
             yield from response.iter_bytes()
@@ -319,6 +340,17 @@ def _chunk_key(key: str | None, start: int) -> str | None:
 
 def _headers(key: str | None) -> dict[str, str]:
     return {"content-type": "application/json", **({"idempotency-key": key} if key else {})}
+
+
+def _check_filters(method: str, filters: Mapping[str, FilterValue]) -> None:
+    """A TypeError naming each keyword that is not one of the API's filters
+    (`fmt=` or a typo would otherwise be sent, and silently ignored or refused)."""
+    unknown = sorted(set(filters) - set(FILTERS))
+    if unknown:
+        raise TypeError(
+            f"{method}() got unknown filter(s) {', '.join(map(repr, unknown))}; "
+            f"the filters are {', '.join(FILTERS)}"
+        )
 
 
 def _params(filters: Mapping[str, FilterValue], **extra: str | int | None) -> dict[str, str]:

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from auditlake.core import chainguard
-from auditlake.core.event import TENANT_PATTERN
+from auditlake.core.event import tenant_fault
 from auditlake.core.normalize import Limits
 from auditlake.errors import ConfigError
 
@@ -277,8 +277,8 @@ def _resolve_source(source: CloudEventsSource, env: Mapping[str, str]) -> CloudE
     where = f"[[sources.cloudevents]] {source.name!r}"
     if source.preset == "chainguard":
         source = _chainguard_preset(source, where)
-    if not TENANT_PATTERN.fullmatch(source.tenant):
-        raise ConfigError(f"{where}: tenant {source.tenant!r} is not a valid tenant name")
+    if (fault := tenant_fault(source.tenant)) is not None:
+        raise ConfigError(f"{where}: tenant {fault}")
     if not source.path.startswith("/"):
         raise ConfigError(f"{where}: path {source.path!r} must start with /")
     if any(source.path == r or source.path.startswith(r + "/") for r in RESERVED_PATHS):
@@ -305,8 +305,10 @@ def _chainguard_preset(source: CloudEventsSource, where: str) -> CloudEventsSour
 def _resolve_cloudflare(source: CloudflareSource, env: Mapping[str, str]) -> CloudflareSource:
     where = f"[[sources.cloudflare]] {source.name!r}"
     tenant = source.tenant or source.account_id
-    if not source.account_id.strip() or not TENANT_PATTERN.fullmatch(tenant):
-        raise ConfigError(f"{where}: account_id and tenant must be valid tenant names")
+    if not source.account_id.strip():
+        raise ConfigError(f"{where}: account_id must not be blank")
+    if (fault := tenant_fault(tenant)) is not None:
+        raise ConfigError(f"{where}: tenant (default: the account_id) {fault}")
     if source.poll_interval <= 0 or source.safety_lag < 0 or source.max_attempts < 1:
         raise ConfigError(f"{where}: poll_interval > 0, safety_lag >= 0, max_attempts >= 1")
     if not 1 <= source.page_size <= 1000:

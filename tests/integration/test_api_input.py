@@ -188,19 +188,66 @@ def test_unknown_route_and_method_are_json_errors(api: Api) -> None:
 
 def test_bad_idempotency_key_and_query_parameters(api: Api) -> None:
     headers = {**api.ingest, "idempotency-key": "x" * 300}
-    assert_error(
-        api.client.post("/v1/events", json={"action": "a"}, headers=headers), 422, "invalid"
+    error = assert_error(
+        api.client.post("/v1/events", json={"action": "a"}, headers=headers), 400, "malformed"
     )
-    for params in ({"limit": "5000"}, {"cursor": "garbage"}, {"x": "1"}):
-        assert_error(api.client.get("/v1/events", params=params, headers=api.read), 422, "invalid")
-    # A time in no accepted form: 400 (tests/integration/test_time_inputs.py has more).
-    assert_error(api.client.get("/v1/events", params={"since": "nope"}, headers=api.read), 400,
-                 "malformed")  # fmt: skip
-    assert_error(
-        api.client.get("/v1/export", params={"format": "xml"}, headers=api.read),
-        422,
-        "invalid",
+    assert error["details"] == [{"field": "Idempotency-Key", "message": "invalid length"}]
+    # Every malformed or unacceptable query parameter: one status, naming it.
+    for params in (
+        {"limit": "5000"}, {"limit": "ten"}, {"cursor": "garbage"}, {"x": "1"},
+        {"order": "up"}, {"outcome": "maybe"}, {"format": "csv"}, {"since": "nope"},
+        {"tenant": "acme\n"}, {"q": "x" * 300},
+    ):  # fmt: skip
+        error = assert_error(
+            api.client.get("/v1/events", params=params, headers=api.read), 400, "malformed"
+        )
+        assert [d["field"] for d in error["details"]] == list(params), error
+    for params in ({"format": "xml"}, {"limit": "5"}, {"cursor": "c"}, {"until": "x"}):
+        error = assert_error(
+            api.client.get("/v1/export", params=params, headers=api.read), 400, "malformed"
+        )
+        assert [d["field"] for d in error["details"]] == list(params), error
+
+
+GETS = ["/v1/events", "/v1/export", "/v1/events/some-id", "/v1/events/batch"]
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("since=1s&since=1000d", "since"),  # was: the last one silently won
+        ("format=ndjson&format=csv", "format"),
+        ("tenant=acme&tenant=acme", "tenant"),  # even the same value twice
+        ("since=", "since"),  # was: taken as no since at all
+        ("until=%20", "until"),
+        ("limit=", "limit"),
+        ("order=", "order"),
+        ("cursor=", "cursor"),
+        ("tenant=", "tenant"),
+        ("action=", "action"),
+    ],
+)
+def test_an_ambiguous_query_string_is_a_400_naming_the_parameter(
+    api: Api, query: str, name: str
+) -> None:
+    for path in GETS:
+        response = api.client.get(f"{path}?{query}", headers=api.read)
+        error = assert_error(response, 400, "malformed")
+        assert name in error["message"]
+        assert [d["field"] for d in error["details"]] == [name]
+        if query in ("since=", "until=%20"):  # an empty bound names the accepted forms
+            assert "RFC 3339" in error["message"] and "7d" in error["message"]
+
+
+def test_get_by_id_takes_only_tenant(api: Api) -> None:
+    error = assert_error(
+        api.client.get("/v1/events/some-id", params={"since": "1h"}, headers=api.read),
+        400,
+        "malformed",
     )
+    assert error["details"] == [{"field": "since", "message": "unknown parameter"}]
+    missing = api.client.get("/v1/events/some-id", params={"tenant": "acme"}, headers=api.read)
+    assert_error(missing, 404, "not_found")
 
 
 def test_keys_never_appear_in_logs(api: Api, caplog: pytest.LogCaptureFixture) -> None:

@@ -173,11 +173,37 @@ def test_export_streams_every_matching_event_as_ndjson(client: Client) -> None:
     assert len(csv) == 2
 
 
+def test_export_takes_format_by_its_api_name(client: Client) -> None:
+    client.publish_many([{"action": "now.here", "id": f"n{i}"} for i in range(3)])  # now
+    client.publish(event(0))  # long before the last 15 minutes
+    csv = b"".join(client.export(format="csv", since="15m")).decode().splitlines()
+    assert csv[0].startswith("id,") and len(csv) == 4  # was: NDJSON, format= sent as a filter
+    ndjson = b"".join(client.export(format="ndjson", since="15m", order="asc")).decode()
+    assert [json.loads(line)["id"] for line in ndjson.splitlines()] == ["n0", "n1", "n2"]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.export(fmt="csv"),  # the old name
+        lambda c: c.export(format="csv", actor="u_1"),
+        lambda c: c.search_page(format="csv"),  # an export's, not a search's
+        lambda c: c.search_page(colour="red"),
+        lambda c: c.search(limit=5),  # search's page size is page_size
+        lambda c: c.search(acton="user.*"),
+    ],
+)
+def test_an_unknown_filter_is_a_type_error_at_the_call(client: Client, call: Any) -> None:
+    with pytest.raises(TypeError, match="unknown filter") as caught:
+        call(client)  # no next(): refused before any request is made
+    assert "action" in str(caught.value)  # and the filters it could have been
+
+
 def test_export_errors_are_raised_when_iterating(client: Client) -> None:
     chunks = client.export("xml")
     with pytest.raises(ApiError) as caught:
         next(chunks)
-    assert (caught.value.status, caught.value.code) == (422, "invalid")
+    assert (caught.value.status, caught.value.code) == (400, "malformed")
 
 
 def test_an_invalid_event_raises_422_with_details(client: Client) -> None:
@@ -199,7 +225,8 @@ def test_a_read_only_key_may_not_publish(live_server: LiveServer) -> None:
             client.publish(event(0))
         assert list(client.search()) == []
     assert (caught.value.status, caught.value.code) == (403, "forbidden")
-    assert caught.value.details == {"scopes": ["read"]}
+    # One shape for every status: a list of objects, each with a message.
+    assert caught.value.details == [{"message": "needs the 'ingest' scope", "scopes": ["read"]}]
 
 
 def test_a_wrong_key_raises_401_without_leaking_it(live_server: LiveServer) -> None:

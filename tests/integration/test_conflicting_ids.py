@@ -141,8 +141,23 @@ def test_two_events_with_one_id_in_a_batch_must_be_identical(api: Api) -> None:
     ]
     refused = client.post("/v1/events/batch", json={"events": twins}, headers=headers)
     (detail,) = conflict_details(refused)
-    assert (detail["id"], detail["index"]) == ("dup", 2) and "index 0" in detail["message"]
+    assert (detail["id"], detail["index"], detail["other_index"]) == ("dup", 2, 0)
+    assert "index 0 of this request" in detail["message"]
+    # Nothing was stored under "dup": the message must not say one is.
+    message = refused.json()["error"]["message"]
+    assert "two different items of this request" in message and "stored event" not in message
     assert stored_ids(api) == []
+    # Both kinds in one request: each told as what it is.
+    assert client.post("/v1/events", json=SIGNED_IN, headers=headers).status_code == 201
+    both = [*twins, {**SIGNED_IN, "action": "org.deleted"}]
+    mixed = client.post("/v1/events/batch", json={"events": both}, headers=headers)
+    assert [(d["id"], d.get("other_index")) for d in conflict_details(mixed)] == [
+        ("dup", 0), ("evt-7", None),
+    ]  # fmt: skip
+    message = mixed.json()["error"]["message"]
+    assert "'evt-7' already names a different stored event" in message
+    assert "'dup' names two different items of this request" in message
+    assert stored_ids(api) == ["evt-7"]
     same = [{"id": "dup", "action": "a"}, {"id": "dup", "action": "a"}]
     answer = client.post("/v1/events/batch", json={"events": same}, headers=headers)
     assert answer.status_code == 201
@@ -233,5 +248,14 @@ def test_a_cloudevents_batch_names_the_conflicting_item_and_stores_nothing(
     refused = client.post("/v1/cloudevents", json=items, headers=batch)
     (detail,) = conflict_details(refused)
     assert (detail["index"], detail["cloudevent_id"]) == (2, "t-1")  # its place in the request
+    # Two different CloudEvents of one batch with one source + id, after an
+    # ignored type: positions in the request, and no word of a redelivery.
+    twins = [items[0], items[1], {**items[1], "type": "com.example.other"}]
+    refused = client.post("/v1/cloudevents", json=twins, headers=batch)
+    (detail,) = conflict_details(refused)
+    assert (detail["index"], detail["other_index"]) == (2, 1)
+    assert "index 1 of this request" in detail["message"]
+    message = refused.json()["error"]["message"]
+    assert "twice with different content" in message and "delivered before" not in message
     found = client.get("/v1/events", params={"limit": 100}, headers=auth).json()["data"]
     assert [e["raw"]["id"] for e in found] == ["t-1"]

@@ -198,4 +198,8 @@ def test_an_unsupported_coding_is_a_415_naming_it(
     assert response.status_code == 415, response.text
     error = response.json()["error"]
     assert error["code"] == "unsupported_encoding"
-    assert error["details"] == {"encoding": named, "supported": ["gzip", "deflate", "identity"]}
+    # The one shape of `details`: a list of objects, here one naming the header.
+    assert error["details"] == [{
+        "field": "Content-Encoding", "message": error["message"],
+        "encoding": named, "supported": ["gzip", "deflate", "identity"],
+    }]  # fmt: skip

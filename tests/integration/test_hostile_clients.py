@@ -203,7 +203,8 @@ def test_a_key_holds_a_bounded_number_of_exports(
         assert time.perf_counter() - started < SEARCH_SECONDS  # refused at once, not queued
         assert refused.status_code == 429, refused.text
         assert refused.headers["retry-after"] == "1"
-        assert refused.json()["error"]["details"]["limit"] == limit
+        (detail,) = refused.json()["error"]["details"]  # the one shape: a list of objects
+        assert (detail["limit"], detail["retry_after"]) == (limit, 1) and detail["message"]
         slow.gate.set()
         for thread in held:
             thread.join(timeout=30)

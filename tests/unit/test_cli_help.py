@@ -16,6 +16,7 @@ from auditlake.cli import app
 WIDTH = 80
 # A type tag such as `<str>`, `<bool>`, `<int>`, `<list[str]>`, `<path>`.
 TYPE_TAG = re.compile(r"<[a-z][\w\[\]|,. ]*>")
+BRACED = re.compile(r"\{[A-Za-z_]+\}")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 BOX = str.maketrans("", "", "│╭╮╰╯─")
 
@@ -67,6 +68,14 @@ def test_help_reads_well(path: tuple[str, ...], command: Any) -> None:
     assert "Examples:" in lines
     examples = lines[lines.index("Examples:") + 1 :]
     assert any(line.startswith(" ".join(("auditlake", *path))) for line in examples), examples
+    # Arguments appear in the usage line by name (`KEY_ID`, `[FILE]`), never
+    # in braces (`{KEY_ID}` reads as a literal or a set of choices).
+    usage = next(line for line in lines if line.startswith("Usage:"))
+    assert not BRACED.search(shown), BRACED.findall(shown)
+    for param in command.params:
+        if param.param_type_name == "argument":
+            name = param.metavar or param.name.upper()
+            assert re.search(rf"(^|[ \[]){name}(\]|\.\.\.)?( |$)", usage), usage
     # Every option and argument says what it is for.
     for param in command.params:
         assert (param.help or "").strip(), f"{param.name} has no help"

@@ -12,10 +12,10 @@ from urllib.parse import unquote
 
 import pytest
 
-from auditlake.core.event import is_tenant
+from auditlake.core.event import TENANT_RULE, check_tenant, is_tenant, tenant_fault
 from auditlake.core.normalize import MAX_VERSION, Limits, Origin, normalize, parse_event
-from auditlake.errors import InvalidInput, Unauthenticated
-from auditlake.keys.base import check_tenant, split_key
+from auditlake.errors import InvalidInput, MalformedInput, Unauthenticated
+from auditlake.keys.base import split_key
 from auditlake.web.export import attachment
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "auditlake"
@@ -43,6 +43,33 @@ def test_a_tenant_name_is_checked_whole(name: str) -> None:
     with pytest.raises(InvalidInput) as raised:
         normalize([parse_event(body, Limits())], ADMIN, Limits())
     assert [d["field"] for d in raised.value.details] == ["tenant"]
+
+
+@pytest.mark.parametrize("name", ["acme\n", "acme ", "\u0430cme", "-acme"], ids=repr)
+def test_every_tenant_refusal_quotes_the_name_and_states_the_whole_rule(name: str) -> None:
+    """The body, the query string, the CLI and the config all say the same:
+    the name as repr (a trailing newline shows) and the rule with its first character."""
+    fault = tenant_fault(name)
+    assert fault is not None and repr(name) in fault and TENANT_RULE in fault
+    assert "starting with a letter or digit" in TENANT_RULE
+    for kind, status in ((InvalidInput, 422), (MalformedInput, 400)):
+        with pytest.raises(kind) as raised:
+            check_tenant(name, kind)
+        assert raised.value.status == status and repr(name) in raised.value.message
+    body = f'{{"action": "a", "tenant": {json.dumps(name)}}}'.encode()
+    with pytest.raises(InvalidInput) as caught:
+        normalize([parse_event(body, Limits())], ADMIN, Limits())
+    assert caught.value.details == [{"field": "tenant", "message": fault}]
+
+
+def test_only_core_event_holds_the_tenant_pattern() -> None:
+    """One check: no other module matches TENANT_PATTERN itself."""
+    users = [
+        path.relative_to(SRC).as_posix()
+        for path in SRC.rglob("*.py")
+        if "TENANT_PATTERN" in path.read_text(encoding="utf-8")
+    ]
+    assert users == ["core/event.py"]
 
 
 def test_an_api_key_is_checked_whole() -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from auditlake.core.query import (
@@ -9,8 +11,11 @@ from auditlake.core.query import (
     decode_cursor,
     encode_cursor,
     parse_query,
+    single_values,
 )
 from auditlake.errors import InvalidInput, MalformedInput
+
+NOW = datetime(2026, 11, 29, tzinfo=UTC)
 
 
 def test_filters_are_parsed_and_trimmed() -> None:
@@ -37,12 +42,52 @@ def test_times_accept_rfc3339() -> None:
         ({"outcome": "maybe"}, "outcome"),
         ({"colour": "red"}, "colour"),
         ({"cursor": "!!!"}, "cursor"),
+        ({"format": "csv"}, "format"),  # an export's parameter, not a search's
+        ({"since": "yesterday"}, "since"),
+        ({"until": "2026-02-30"}, "until"),
+        ({"q": "x" * (MAX_Q_CHARS + 1)}, "q"),
     ],
 )
-def test_bad_parameters_name_the_field(params: dict[str, str], field: str) -> None:
-    with pytest.raises(InvalidInput) as exc:
-        parse_query("acme", params)
+def test_every_bad_parameter_is_one_400_naming_it(params: dict[str, str], field: str) -> None:
+    """One kind of fault, one status: a malformed or unacceptable query parameter."""
+    with pytest.raises(MalformedInput) as exc:
+        parse_query("acme", params, now=NOW)
+    assert exc.value.status == 400 and not isinstance(exc.value, InvalidInput)
     assert exc.value.details[0]["field"] == field
+    assert field in exc.value.message
+
+
+@pytest.mark.parametrize(
+    "name", ["since", "until", "limit", "order", "cursor", "action", "outcome", "q", "tenant"]
+)
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_value_is_refused_not_taken_as_absent(name: str, value: str) -> None:
+    with pytest.raises(MalformedInput) as exc:
+        parse_query("acme", {name: value}, now=NOW)
+    assert exc.value.details == [{"field": name, "message": exc.value.details[0]["message"]}]
+    assert name in exc.value.message and "empty" in exc.value.message
+    if name in ("since", "until"):  # with the forms it does accept
+        assert "RFC 3339" in exc.value.message and "15m" in exc.value.message
+    with pytest.raises(MalformedInput):
+        single_values([(name, value)])
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        [("since", "1s"), ("since", "1000d")],
+        [("format", "ndjson"), ("format", "csv")],
+        [("action", "a"), ("limit", "5"), ("action", "a")],  # even the same value
+        [("tenant", "acme"), ("tenant", "other")],
+    ],
+)
+def test_a_repeated_parameter_is_refused_naming_it(pairs: list[tuple[str, str]]) -> None:
+    name = pairs[0][0]
+    with pytest.raises(MalformedInput) as exc:
+        single_values(pairs)
+    assert exc.value.details == [{"field": name, "message": "given more than once"}]
+    assert name in exc.value.message
+    assert single_values([("since", "1s"), ("until", "1h")]) == {"since": "1s", "until": "1h"}
 
 
 def test_cursor_round_trips_and_is_bound_to_its_query() -> None:
@@ -51,9 +96,9 @@ def test_cursor_round_trips_and_is_bound_to_its_query() -> None:
     assert decode_cursor(cursor, q) == Position(123, 7)
     resumed = parse_query("acme", {"action": "user.*", "cursor": cursor})
     assert resumed.after == Position(123, 7)
-    with pytest.raises(InvalidInput, match="other filters"):
+    with pytest.raises(MalformedInput, match="other filters"):
         parse_query("acme", {"action": "monitor.*", "cursor": cursor})
-    with pytest.raises(InvalidInput, match="other filters"):
+    with pytest.raises(MalformedInput, match="other filters"):
         parse_query("other-tenant", {"action": "user.*", "cursor": cursor})
 
 

@@ -45,6 +45,14 @@ class _Argument(TyperArgument):
         """No type column: typer would add `<str>` after the name."""
         return None
 
+    def _usage_display_name(self) -> str:
+        """The usage line's `KEY_ID` (optional: `[FILE]`, several: `FILE...`):
+        typer 0.29 writes a required one as `{KEY_ID}`, which reads as a
+        literal or a set of choices."""
+        name = str(self.display_name_raw)
+        name = name if self.required else f"[{name}]"
+        return name + ("..." if self.nargs != 1 else "")
+
 
 def _without_type_tags(params: list[Any]) -> list[Any]:
     """Typer 0.29 shows each option's Python type (`<str>`, and `<bool>` on

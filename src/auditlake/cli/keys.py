@@ -17,8 +17,9 @@ from auditlake.cli.common import (
     examples,
     settings_from,
 )
+from auditlake.core.event import check_tenant
 from auditlake.errors import InvalidInput, NotFound
-from auditlake.keys.base import SCOPES, Scope, check_tenant
+from auditlake.keys.base import SCOPES, Scope
 from auditlake.keys.sqlite import SqliteKeyStore
 
 app = typer.Typer(

@@ -17,12 +17,15 @@ from typing import Any, Literal
 
 import msgspec
 
+from auditlake.errors import AuditlakeError, InvalidInput
+
 Outcome = Literal["success", "failure"]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Use with `fullmatch` (or `is_tenant`): `$` alone would let a trailing newline
 # through, and `\A...\Z` keeps even a stray `.match` whole. ASCII only, so no
 # lookalike letters.
 TENANT_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z", re.ASCII)
+TENANT_RULE = "1-128 ASCII letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
 
 
 class Actor(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -132,8 +135,27 @@ class StoredEvent(msgspec.Struct, frozen=True, gc=False):
 
 def is_tenant(name: str) -> bool:
     """Whether `name` is a tenant name: 1-128 ASCII letters, digits, `.`, `_`,
-    `:` or `-`, starting with a letter or digit; nothing before or after."""
+    `:` or `-`, starting with a letter or digit; nothing before or after.
+    The one tenant check: every other place calls this, or the two below."""
     return TENANT_PATTERN.fullmatch(name) is not None
+
+
+def tenant_fault(name: str) -> str | None:
+    """None for a tenant name (`is_tenant`); else why not, quoting `name` with
+    `repr` (so `'acme\\n'` shows its newline) and stating the whole rule."""
+    if is_tenant(name):
+        return None
+    return f"{name!r} is not a tenant name; a tenant name is {TENANT_RULE}"
+
+
+def check_tenant(name: str, fault: type[AuditlakeError] = InvalidInput) -> str:
+    """`name` if it is a tenant name; else `fault` (InvalidInput, 422, for a
+    body or a command line; MalformedInput, 400, for a query parameter) with
+    the message of `tenant_fault` and the detail `{"field": "tenant", ...}`."""
+    message = tenant_fault(name)
+    if message is None:
+        return name
+    raise fault(f"tenant {message}", [{"field": "tenant", "message": message}])
 
 
 def to_micros(moment: datetime) -> int:

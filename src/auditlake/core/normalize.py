@@ -14,7 +14,6 @@ from typing import Any
 import msgspec
 
 from auditlake.core.event import (
-    TENANT_PATTERN,
     Actor,
     BatchInput,
     Context,
@@ -23,6 +22,7 @@ from auditlake.core.event import (
     EventInput,
     StoredEvent,
     Target,
+    tenant_fault,
     to_micros,
 )
 from auditlake.core.ids import idempotent_id, uuid7_many
@@ -176,10 +176,10 @@ def _normalize_one(
     tenant = origin.tenant
     if item.tenant is not None and item.tenant != tenant:
         if not origin.may_set_tenant:
-            raise Forbidden("this key may only write to its own tenant", {"tenant": item.tenant})
+            raise Forbidden("this key may only write to its own tenant", [{"field": "tenant"}])
         tenant = item.tenant
-        if not TENANT_PATTERN.fullmatch(tenant):
-            found.append(Problem("tenant", "1-128 letters, digits, '.', '_', ':' or '-'"))
+        if (fault := tenant_fault(tenant)) is not None:
+            found.append(Problem("tenant", fault))
     action = _text(item.action, "action", limits.max_id_length, found, required=True)
     event_id = _event_id(item.id, index, origin, limits, found, new_ids)
     occurred = _occurred_at(item, origin.received_at, found)

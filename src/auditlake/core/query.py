@@ -9,14 +9,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Literal
 
 import msgspec
 
 from auditlake.core.event import EPOCH, Event, from_micros, search_text, to_micros
-from auditlake.core.times import TimeFormatError, is_relative, parse_moment
+from auditlake.core.times import ACCEPTED_FORMS, TimeFormatError, is_relative, parse_moment
 from auditlake.core.words import search_words
 from auditlake.errors import InvalidInput, MalformedInput
 
@@ -110,15 +110,14 @@ def parse_query(
     `since` / `until` take the forms of `core.times.parse_moment`; `now` (aware)
     is what a duration counts back from, and is needed only for one. Resuming
     from a cursor counts back from the cursor's first page's `now` instead.
-    A bound in no accepted form is a 400 (MalformedInput) naming the field and
-    the forms; any other bad parameter a 422 (InvalidInput) naming it.
+    Every fault of a parameter is a 400 (MalformedInput) naming it: an
+    unknown name, an empty or blank value (absent and empty would otherwise
+    mean the same), a value out of its set or range, a cursor of another
+    search; a bound in no accepted form also names the accepted forms.
     """
-    unknown = sorted(set(params) - set(FILTER_NAMES) - set(PAGING_NAMES) - {"tenant", "format"})
-    if unknown:
-        raise InvalidInput(
-            f"unknown query parameter(s): {', '.join(unknown)}",
-            [{"field": name, "message": "unknown parameter"} for name in unknown],
-        )
+    check_names(params, (*FILTER_NAMES, *PAGING_NAMES, "tenant"))
+    for name, value in params.items():
+        _refuse_blank(name, value)
     action = _clean(params.get("action"))
     action_prefix = None
     if action is not None and action.endswith("*"):
@@ -126,7 +125,7 @@ def parse_query(
         action = None
     outcome = _clean(params.get("outcome"))
     if outcome not in (None, "success", "failure"):
-        raise InvalidInput("outcome must be success or failure", [invalid_param("outcome")])
+        raise MalformedInput("outcome must be success or failure", [invalid_param("outcome")])
     cursor = params.get("cursor")
     resumed = _cursor_body(cursor) if cursor else None
     now_us = _pinned_now(params, resumed, now)
@@ -145,7 +144,7 @@ def parse_query(
     )
     order = params.get("order", "desc")
     if order not in ORDERS:
-        raise InvalidInput("order must be asc or desc", [invalid_param("order")])
+        raise MalformedInput("order must be asc or desc", [invalid_param("order")])
     limit = _limit(params.get("limit"), max_limit)
     query = Query(tenant, filters, ORDERS[order], limit, now_us=now_us)
     if resumed is not None:
@@ -160,7 +159,7 @@ def encode_cursor(query: Query, position: Position) -> str:
 
 
 def decode_cursor(cursor: str, query: Query) -> Position:
-    """The position inside a cursor made for this same query, or a 422."""
+    """The position inside a cursor made for this same query, or a 400."""
     return _position(_cursor_body(cursor), query)
 
 
@@ -169,12 +168,12 @@ def _cursor_body(cursor: str) -> _CursorBody:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         return msgspec.json.decode(raw, type=_CursorBody)
     except (binascii.Error, ValueError, msgspec.DecodeError, msgspec.ValidationError):
-        raise InvalidInput("the cursor is not valid", [invalid_param("cursor")]) from None
+        raise MalformedInput("the cursor is not valid", [invalid_param("cursor")]) from None
 
 
 def _position(body: _CursorBody, query: Query) -> Position:
     if body.fingerprint != query.fingerprint():
-        raise InvalidInput(
+        raise MalformedInput(
             "the cursor belongs to a search with other filters or order", [invalid_param("cursor")]
         )
     return body.position
@@ -241,15 +240,55 @@ def parse_time(text: str, field: str, now: datetime) -> datetime:
 
 
 def _limit(value: str | None, max_limit: int) -> int:
-    if value is None or not value.strip():
+    if value is None:
         return DEFAULT_LIMIT
     try:
         limit = int(value)
     except ValueError:
-        raise InvalidInput("limit must be a whole number", [invalid_param("limit")]) from None
+        raise MalformedInput("limit must be a whole number", [invalid_param("limit")]) from None
     if not 1 <= limit <= max_limit:
-        raise InvalidInput(f"limit must be between 1 and {max_limit}", [invalid_param("limit")])
+        raise MalformedInput(f"limit must be between 1 and {max_limit}", [invalid_param("limit")])
     return limit
+
+
+def single_values(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """A query string's `(name, value)` pairs as one value per name.
+
+    A parameter given twice (`since=1s&since=1000d`) is a 400 naming it, as
+    a JSON key given twice is: which value was meant would be a guess. No
+    parameter is repeatable. An empty or blank value is a 400 too.
+    """
+    values: dict[str, str] = {}
+    for name, value in items:
+        if name in values:
+            raise MalformedInput(
+                f"the query parameter {name} is given more than once; give it once",
+                [{"field": name, "message": "given more than once"}],
+            )
+        _refuse_blank(name, value)
+        values[name] = value
+    return values
+
+
+def check_names(params: Mapping[str, str], allowed: Iterable[str]) -> None:
+    """A 400 naming each parameter of `params` not among `allowed`."""
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise MalformedInput(
+            f"unknown query parameter(s): {', '.join(unknown)}",
+            [{"field": name, "message": "unknown parameter"} for name in unknown],
+        )
+
+
+def _refuse_blank(name: str, value: str) -> None:
+    """A 400 for an empty or blank value: leave the parameter out instead."""
+    if value.strip():
+        return
+    forms = f"; accepted: {ACCEPTED_FORMS}" if name in ("since", "until") else ""
+    raise MalformedInput(
+        f"the query parameter {name} is empty; leave it out or give a value{forms}",
+        [{"field": name, "message": f"empty{forms}"}],
+    )
 
 
 # The CPU time one search may take in a backend before it is stopped with

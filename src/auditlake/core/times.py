@@ -70,6 +70,8 @@ def parse_rfc3339(text: str, *, naive_is_utc: bool = False) -> datetime:
         raise _error(text, "no UTC offset (Z or +hh:mm), so the moment is ambiguous")
     zone = _zone(found["offset"], text)
     second, microsecond = int(found["second"]), _microseconds(found["fraction"])
+    if second > 60:  # datetime would say "0..59", but 60 is accepted: say so
+        raise _error(text, "second must be 0..60, 60 only for a leap second")
     if second == 60:  # a leap second: the last microsecond of its minute
         second, microsecond = 59, _LAST_MICROSECOND
     try:
@@ -83,7 +85,7 @@ def parse_rfc3339(text: str, *, naive_is_utc: bool = False) -> datetime:
             microsecond,
             tzinfo=zone,
         )
-    except ValueError as exc:  # no such date, hour 24, second 61 ...
+    except ValueError as exc:  # no such date, hour 24, minute 60 ...
         raise _error(text, str(exc)) from None
     try:
         return local.astimezone(UTC)

@@ -76,18 +76,41 @@ def judge(
 
 
 def _problem(event_id: str, index: int, earlier: int | None) -> dict[str, Any]:
+    """`{"id", "index", "message"}`, and `other_index` (the earlier item of
+    the same request with this id) when the conflict is within the request."""
     if earlier is None:
-        message = "a different event is already stored under this id"
-    else:
-        message = f"differs from the event at index {earlier} of this request, which has this id"
-    return {"id": event_id, "index": index, "message": message}
+        return {"id": event_id, "index": index, "message": SEEN_MESSAGE}
+    message = in_request_message(earlier)
+    return {"id": event_id, "index": index, "message": message, "other_index": earlier}
+
+
+SEEN_MESSAGE = "a different event is already stored under this id"
+
+
+def in_request_message(earlier: int) -> str:
+    """The detail message of an item whose id an earlier, different item of
+    the same request (at `earlier`) has."""
+    return f"differs from the item at index {earlier} of this request, which has this id"
 
 
 def _conflict(problems: list[dict[str, Any]]) -> Conflict:
-    ids = ", ".join(repr(p["id"]) for p in problems[:3])
-    more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+    """The 409 for a request's conflicts: its message tells an id that names a
+    different stored event from two different items of this same request
+    sharing an id (nothing stored either way, and nothing stored by it)."""
+    stored = [p["id"] for p in problems if "other_index" not in p]
+    twice = [p["id"] for p in problems if "other_index" in p]
+    parts = []
+    if stored:
+        parts.append(f"id {_ids(stored)} already names a different stored event")
+    if twice:
+        parts.append(f"id {_ids(twice)} names two different items of this request")
     return Conflict(
-        f"id {ids}{more} already names a different event; nothing was stored "
-        "(an identical re-send is a duplicate; a different event needs a new id)",
+        "; ".join(parts) + "; nothing was stored (an identical re-send is a duplicate; "
+        "a different event needs a new id)",
         problems,
     )
+
+
+def _ids(ids: list[str]) -> str:
+    shown = ", ".join(repr(i) for i in dict.fromkeys(ids[:3]))
+    return shown + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")

@@ -16,8 +16,7 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from auditlake.core.event import is_tenant
-from auditlake.errors import InvalidInput, Unauthenticated
+from auditlake.errors import Unauthenticated
 
 Scope = Literal["ingest", "read", "admin"]
 SCOPES: tuple[Scope, ...] = ("ingest", "read", "admin")
@@ -85,13 +84,3 @@ def verify(presented: str, keys: KeyStore) -> ApiKey:
     if not hmac.compare_digest(stored_hash, hash_secret(secret)) or key.revoked_at is not None:
         raise Unauthenticated("the API key is not valid")
     return key
-
-
-def check_tenant(tenant: str) -> str:
-    """A tenant name: 1-128 letters, digits and . _ : - (starting alphanumeric)."""
-    if not is_tenant(tenant):
-        raise InvalidInput(
-            "a tenant is 1-128 letters, digits, '.', '_', ':' or '-'",
-            [{"field": "tenant", "message": "invalid tenant name"}],
-        )
-    return tenant

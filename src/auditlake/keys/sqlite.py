@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
-from auditlake.keys.base import SCOPES, ApiKey, Scope, check_tenant, new_secret
+from auditlake.core.event import check_tenant
+from auditlake.keys.base import SCOPES, ApiKey, Scope, new_secret
 from auditlake.sqlite_db import open_database, query
 
 

@@ -7,8 +7,10 @@ import time
 
 from starlette.requests import Request
 
-from auditlake.errors import Forbidden, Unauthenticated
-from auditlake.keys.base import ApiKey, KeyStore, Scope, check_tenant, verify
+from auditlake.core.event import check_tenant
+from auditlake.core.query import single_values
+from auditlake.errors import Forbidden, MalformedInput, Unauthenticated
+from auditlake.keys.base import ApiKey, KeyStore, Scope, verify
 from auditlake.web.limits import WorkPools
 
 
@@ -34,7 +36,8 @@ class Authenticator:
             raise Unauthenticated("send an API key as 'Authorization: Bearer <key>'")
         key = await self._verified(presented.strip())
         if not key.allows(scope):
-            raise Forbidden(f"this key lacks the '{scope}' scope", {"scopes": list(key.scopes)})
+            detail = {"message": f"needs the '{scope}' scope", "scopes": list(key.scopes)}
+            raise Forbidden(f"this key lacks the '{scope}' scope", [detail])
         return key
 
     async def _verified(self, presented: str) -> ApiKey:
@@ -51,12 +54,23 @@ class Authenticator:
         return key
 
 
+def query_values(request: Request) -> dict[str, str]:
+    """The request's query parameters, one value each; a parameter given
+    twice, or empty, is a 400 naming it (`core.query.single_values`)."""
+    return single_values(request.query_params.multi_items())
+
+
 def read_tenant(request: Request, key: ApiKey) -> str:
-    """The tenant a read addresses: the key's own, or any for an admin key."""
-    asked = request.query_params.get("tenant")
+    """The tenant a read addresses: the key's own, or any for an admin key.
+
+    Every read calls this first, so it also refuses an ambiguous query string
+    (`query_values`). A `tenant` no tenant can have is a 400 for every key,
+    like any other query parameter out of its form."""
+    asked = query_values(request).get("tenant")
     if asked is None or asked == key.tenant:
         return key.tenant
-    check_tenant(asked)  # a name no tenant can have is a 422 for every key
+    check_tenant(asked, MalformedInput)
     if not key.allows("admin"):
-        raise Forbidden("this key may only read its own tenant", {"tenant": asked})
+        detail = {"field": "tenant", "message": "not this key's tenant"}
+        raise Forbidden("this key may only read its own tenant", [detail])
     return asked

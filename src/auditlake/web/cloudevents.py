@@ -22,6 +22,7 @@ from auditlake.core.event import EventInput
 from auditlake.core.normalize import Origin, Provenance, normalize
 from auditlake.errors import AuditlakeError, Conflict, Forbidden, InvalidInput
 from auditlake.journal.base import AppendResult
+from auditlake.journal.dedupe import in_request_message
 from auditlake.web.auth import Authenticator
 from auditlake.web.body import read_body, read_body_as_sent
 from auditlake.web.cloudevents_http import is_batch, read_events
@@ -171,17 +172,26 @@ def _redelivery_conflict(
     derived from them)."""
     position = {id(event): n for n, event in enumerate(events)}
     details = []
-    for problem in conflict.details or ():
+    for problem in conflict.detail_list() or []:
         event = kept[problem["index"]]
         attributes = event.attributes
-        details.append({
+        detail = {
             **problem, "index": position[id(event)],
             "cloudevent_id": attributes["id"], "cloudevent_source": attributes["source"],
-        })  # fmt: skip
+        }  # fmt: skip
+        if "other_index" in problem:  # the journal counted only the kept items
+            detail["other_index"] = position[id(kept[problem["other_index"]])]
+            detail["message"] = in_request_message(detail["other_index"])
+        details.append(detail)
     first = details[0] if details else {}
+    what = (
+        "is in this request twice with different content"
+        if "other_index" in first
+        else "was delivered before with other content"
+    )
     return Conflict(
         f"CloudEvent {first.get('cloudevent_id')!r} from {first.get('cloudevent_source')!r} "
-        "was delivered before with other content; nothing was stored (a redelivery must "
-        "be identical; a new event needs a new id)",
+        f"{what}; nothing was stored (a redelivery must be identical; a new event needs a "
+        "new id)",
         details,
     )

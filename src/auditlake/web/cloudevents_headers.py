@@ -10,6 +10,9 @@ CloudEvents HTTP protocol binding 1.0.2 (section 3.1.3.2) decodes them.
 3. Refuse control characters (U+0000-U+001F, U+007F-U+009F), which no
    attribute value may hold.
 
+`ce-datacontenttype` is refused whatever its value: in binary mode the
+data's type is the Content-Type header (HTTP binding 3.1.1).
+
 Raw octets beyond ASCII (which the binding says a sender must not put in a
 header) are read as UTF-8 too, and refused when they are not. Every refusal is
 a 400 naming the header. Pure.
@@ -32,12 +35,17 @@ def ce_attributes(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     """The attributes of the `ce-*` headers among `headers` (lower-case names,
     values as the server read them: latin-1), by attribute name (the header
     name without `ce-`). A header given twice is refused: which one counts
-    would be a guess."""
+    would be a guess; so is `ce-datacontenttype` (binary mode carries the
+    data's type in Content-Type, HTTP binding 3.1.1)."""
     attributes: dict[str, str] = {}
     for name, value in headers:
         if not name.startswith(PREFIX):
             continue
         attribute = name[len(PREFIX) :]
+        if attribute == "datacontenttype":
+            # HTTP binding 3.1.1: in binary mode Content-Type carries it; a
+            # ce- header beside it could disagree with how the data is read.
+            raise _refused(name, "in binary mode the data's type is the Content-Type header")
         if attribute in attributes:
             raise _refused(name, "the header is given more than once")
         attributes[attribute] = decode_header_value(name, value)

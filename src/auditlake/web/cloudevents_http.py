@@ -24,7 +24,7 @@ from cloudevents.core.formats.json import JSONFormat
 from auditlake.core.cloudevents import CloudEvent
 from auditlake.core.strict_json import refuse_duplicate_keys
 from auditlake.core.times import TimeFormatError, parse_rfc3339
-from auditlake.errors import InvalidInput, MalformedInput
+from auditlake.errors import AuditlakeError, InvalidInput, MalformedInput
 from auditlake.web.cloudevents_headers import ce_attributes
 
 BATCH = "application/cloudevents-batch+json"
@@ -86,8 +86,9 @@ def _read_binary(headers: Mapping[str, str], body: bytes) -> CloudEvent:
         attributes["datacontenttype"] = content_type
     given = set(attributes)
     # `time` is read here, not by the SDK (dateutil's isoparse is not RFC 3339).
+    # A bad ce-time is a header fault (400) like every other ce-* header's.
     if "time" in attributes:
-        attributes["time"] = _time(attributes["time"], "ce-time")
+        attributes["time"] = _time(attributes["time"], "ce-time", MalformedInput)
     data = _StrictJsonFormat().read_data(body, content_type)
     try:
         event = get_event_factory_for_version(SPECVERSION)(attributes, data)
@@ -111,7 +112,7 @@ def _read_batch(body: bytes, max_batch: int) -> list[CloudEvent]:
         try:
             events.append(_from_mapping(item, f"[{index}]"))
         except InvalidInput as exc:
-            problems += [{**p, "index": index} for p in exc.details]
+            problems += [{**p, "index": index} for p in exc.detail_list() or []]
     if problems:
         raise InvalidInput("the batch is invalid", problems)
     return events
@@ -139,14 +140,15 @@ def _from_mapping(obj: Any, where: str) -> CloudEvent:
     return _received(event.get_attributes(), given, event.get_data())
 
 
-def _time(text: str, field: str) -> datetime:
+def _time(text: str, field: str, fault: type[AuditlakeError] = InvalidInput) -> datetime:
     """The `time` attribute: RFC 3339 (CloudEvents 1.0 `Timestamp`), read by the
-    parser every timestamp input shares; else a 422 naming `field`."""
+    parser every timestamp input shares; else a `fault` (422 for a body's
+    `time`, 400 for the ce-time header) naming `field`."""
     try:
         return parse_rfc3339(text)
     except TimeFormatError as exc:
         problem = {"field": field, "message": str(exc)}
-        raise InvalidInput("the CloudEvent is invalid", [problem]) from None
+        raise fault(f"{field} is not a valid CloudEvents time: {exc}", [problem]) from None
 
 
 def _check_required(given: Mapping[str, Any], where: str) -> None:

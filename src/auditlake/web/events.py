@@ -12,11 +12,11 @@ from starlette.responses import Response
 
 from auditlake.core.event import EventInput, StoredEvent
 from auditlake.core.normalize import Limits, Origin, normalize, parse_batch, parse_event
-from auditlake.core.query import parse_query
-from auditlake.errors import AuditlakeError, Conflict, InvalidInput, NotFound
+from auditlake.core.query import check_names, parse_query
+from auditlake.errors import AuditlakeError, Conflict, MalformedInput, NotFound
 from auditlake.journal.base import AppendResult, BatchResult
 from auditlake.keys.base import ApiKey
-from auditlake.web.auth import Authenticator, read_tenant
+from auditlake.web.auth import Authenticator, query_values, read_tenant
 from auditlake.web.body import read_body
 from auditlake.web.services import Services
 from auditlake.web.streams import PagedResponse, PageWalk, search_body, whole_page
@@ -53,6 +53,7 @@ class EventRoutes:
         """GET /v1/events/{id}: one event of the key's tenant."""
         key = await self.auth.require(request, "read")
         tenant = read_tenant(request, key)
+        check_names(query_values(request), ("tenant",))  # the one parameter of this route
         event_id = request.path_params["event_id"]
         # No search slot: a point read is cheap, and the read threads bound it.
         body = await self.services.pools.read(self.services.store.get, tenant, event_id)
@@ -65,7 +66,7 @@ class EventRoutes:
         read and sent in bounded sub-pages (a 429 beyond the key's searches)."""
         key = await self.auth.require(request, "read")
         tenant = read_tenant(request, key)
-        query = parse_query(tenant, request.query_params, now=datetime.now(UTC))
+        query = parse_query(tenant, query_values(request), now=datetime.now(UTC))
         slot = self.services.slots.hold(key.key_id, "search")
         try:
             await self.services.wait_searchable()
@@ -100,7 +101,7 @@ class EventRoutes:
     def _origin(self, request: Request, key: ApiKey) -> Origin:
         idempotency_key = request.headers.get("idempotency-key")
         if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-            raise InvalidInput(
+            raise MalformedInput(  # a header fault, like a ce-* header's: 400
                 f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters",
                 [{"field": "Idempotency-Key", "message": "invalid length"}],
             )

@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from auditlake.core.export import csv_header, csv_rows, ndjson_lines
 from auditlake.core.query import invalid_param, parse_query
-from auditlake.errors import InvalidInput
+from auditlake.errors import MalformedInput
 from auditlake.web.auth import Authenticator, read_tenant
 from auditlake.web.services import Services
 from auditlake.web.streams import PagedResponse, PageWalk, groups
@@ -43,13 +43,13 @@ class ExportRoute:
         """Stream all events matching the search filters as NDJSON or CSV."""
         key = await self.auth.require(request, "read")
         tenant = read_tenant(request, key)
-        params = dict(request.query_params)
+        params = dict(request.query_params)  # one value each: read_tenant checked
         fmt = params.pop("format", "ndjson")
         if fmt not in FORMATS:
-            raise InvalidInput("format must be ndjson or csv", [invalid_param("format")])
+            raise MalformedInput("format must be ndjson or csv", [invalid_param("format")])
         for name in ("limit", "cursor"):
             if name in params:
-                raise InvalidInput(f"{name} does not apply to an export", [invalid_param(name)])
+                raise MalformedInput(f"{name} does not apply to an export", [invalid_param(name)])
         query = parse_query(tenant, params, now=datetime.now(UTC))
         slot = self.services.slots.hold(key.key_id, "export")
         try:

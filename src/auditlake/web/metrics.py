@@ -159,6 +159,11 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+# A request's `route` label when no handler ran but the path is known (a 405):
+# the path's template, set by the router.
+ROUTE_LABEL = "auditlake.route_label"
+
+
 class RequestTimer:
     """ASGI middleware observing the latency of every HTTP request."""
 
@@ -182,7 +187,7 @@ class RequestTimer:
             await self.app(scope, receive, send_and_note)
         finally:
             endpoint = scope.get("endpoint")
-            route = getattr(endpoint, "__name__", "unmatched")
+            route = scope.get(ROUTE_LABEL) or getattr(endpoint, "__name__", "unmatched")
             # A client that left before the whole answer: 499, as nginx counts it.
             code = CLIENT_CLOSED_REQUEST if scope.get(CLIENT_GONE) else status[0]
             code = scope.get(FAILED_STATUS, code)

@@ -30,7 +30,7 @@ _FILTER_DOCS = {
         "(`2026-11-01T08:00:00Z`), a date (`2026-11-01`, midnight UTC), or a duration "
         "before now: a whole number and one unit of s, m, h, d, w (`15m`, `24h`, `7d`). "
         "A duration is counted from the first page's time: a cursor keeps the window. "
-        "Any other form: 400 naming the accepted ones."
+        "Any other form (or an empty value): 400 naming the accepted ones."
     ),
     "until": "occurred_at before this time, in the forms of `since`.",
     "q": (
@@ -185,7 +185,7 @@ def _base_document() -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": {"description": "The event.", **json_body("Event")},
-                        **errors(401, 403, 404, 422, described=_READ_ERRORS),
+                        **errors(400, 401, 403, 404, described=_READ_ERRORS),
                     },
                 },
             },
@@ -197,6 +197,23 @@ def _base_document() -> dict[str, Any]:
     }  # fmt: skip
 
 
+# `errors.AuditlakeError`: `details` is null or a list of objects, each with a
+# `message`, the `field` when one input is at fault, and keys of its status.
+_DETAIL = {
+    "type": "object",
+    "required": ["message"],
+    "properties": {
+        "field": {"type": "string", "description": "The body path, query parameter or header."},
+        "message": {"type": "string"},
+        "index": {"type": "integer", "description": "The item of the request (409, 422)."},
+        "id": {"type": "string", "description": "409: the id that names two events."},
+        "other_index": {"type": "integer", "description": "409: the other item with that id."},
+        "encoding": {"type": "string", "description": "415: the Content-Encoding sent."},
+        "supported": {"type": "array", "items": {"type": "string"}, "description": "415."},
+        "limit": {"type": "integer", "description": "429: how many the key may run at once."},
+        "retry_after": {"type": "number", "description": "429, 503: seconds to wait."},
+    },
+}
 _ERROR_SCHEMA = {
     "type": "object",
     "required": ["error"],
@@ -207,7 +224,7 @@ _ERROR_SCHEMA = {
             "properties": {
                 "code": {"type": "string"},
                 "message": {"type": "string"},
-                "details": {},
+                "details": {"anyOf": [{"type": "null"}, {"type": "array", "items": _DETAIL}]},
             },
         }
     },
@@ -237,8 +254,13 @@ def _alias_batch_get(paths: dict[str, Any]) -> None:
 
 
 _READ_ERRORS = {
-    400: "`since` or `until` is in none of the accepted forms; `details` names it.",
-    422: "An invalid filter, limit, cursor or `tenant` name; `details` names each.",
+    400: (
+        "A query parameter that is unknown, given twice, empty, or out of its form: "
+        "`since`/`until` in none of the accepted forms (the message names them), `limit`, "
+        "`order`, `outcome` or `format` out of their values, a cursor of another search, "
+        "`q` over its caps, a `tenant` that no tenant can be named; `details` names it."
+    ),
+    422: "The search was stopped after 1 s of work: narrow it (`since`/`until`, `action` ...).",
 }
 
 

@@ -35,10 +35,13 @@ STATUS = {
     ),
     413: "The body is over the size limit (decompressed, with a Content-Encoding).",
     415: (
-        "A Content-Encoding other than gzip, x-gzip or deflate (or more than one); `details` "
-        "names it and the supported ones."
+        "A Content-Encoding other than gzip, x-gzip or deflate (or more than one); its detail "
+        "(`field` Content-Encoding) gives it as `encoding` and the supported ones."
     ),
-    422: "Invalid event(s), query or limit; `details` lists each field.",
-    429: "This key already runs as many searches or exports as it may; retry after `Retry-After`.",
+    422: "Invalid event(s); `details` lists each field (and `index`, in a batch).",
+    429: (
+        "This key already runs as many searches or exports as it may (`limit` in the "
+        "detail); retry after `Retry-After`."
+    ),
     503: "Overloaded or shutting down; retry after `Retry-After` seconds.",
 }

@@ -14,12 +14,12 @@ from typing import Any
 
 from auditlake.core.normalize import MAX_TIMESTAMP_MS, MAX_VERSION, Limits
 
-# The tenant rule of `core.event.TENANT_PATTERN`, in the ECMA-262 dialect.
+# The tenant rule of `core.event.is_tenant`, in the ECMA-262 dialect.
 TENANT_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"}
 # normalize keeps occurred_at from 1970 on (RFC 3339 with an offset).
 _SINCE_1970 = "^(19[7-9][0-9]|[2-9][0-9]{3})-"
-# A query filter given empty is no filter (`core.query._clean`).
-_EMPTY = {"const": ""}
+# A query parameter may not be empty or blank (`core.query._refuse_blank`: 400).
+_TEXT_PARAM = {"type": "string", "minLength": 1, "pattern": r"\S"}
 # A duration before now, in counts that stay after the year 0001 whatever
 # the unit (the server refuses one that reaches before it: 400).
 _DURATION = "^([0-9]{1,10}s|[0-9]{1,9}m|[0-9]{1,7}h|[0-9]{1,5}d|[0-9]{1,5}w)$"
@@ -28,11 +28,14 @@ _MOMENT = {
         {"type": "string", "format": "date-time"},
         {"type": "string", "format": "date"},
         {"type": "string", "pattern": _DURATION},
-        _EMPTY,
     ],
 }
+_TEXT_PARAMS = ("action", "actor_id", "actor_type", "target_id", "target_type", "source", "cursor")
 _PARAMETERS: dict[str, dict[str, Any]] = {
-    "outcome": {"enum": ["success", "failure", ""]},
+    **dict.fromkeys(_TEXT_PARAMS, _TEXT_PARAM),
+    # `core.query.MAX_Q_CHARS` (the word cap has no schema form)
+    "q": {**_TEXT_PARAM, "maxLength": 256},
+    "outcome": {"enum": ["success", "failure"]},
     "since": _MOMENT,
     "until": _MOMENT,
     "tenant": TENANT_SCHEMA,

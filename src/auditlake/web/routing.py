@@ -17,13 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote_to_bytes
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
+
+from auditlake.web.metrics import ROUTE_LABEL
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -72,6 +74,8 @@ class Resource(Route):
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         table: Methods = scope.get(_METHODS, self.table)
         if scope["method"] not in table.served:
+            # Counted under the path's template: no handler ran (`_dispatch` would name none).
+            scope[ROUTE_LABEL] = self.path
             raise HTTPException(405, headers={"Allow": table.allow})
         await self.app(scope, receive, send)
 
@@ -107,11 +111,25 @@ class EventIdRoute(Resource):
         segment = path[len(self.prefix) :]
         if not path.startswith(self.prefix) or not segment or "/" in segment:
             return Match.NONE, {}
+        event_id = _decoded(segment)
+        if event_id is None:  # no stored id is that: a 404, like any other missing event
+            return Match.NONE, {}
         params: dict[str, Any] = {**scope.get("path_params", {})}
-        params[self.param] = unquote(segment, errors="replace")
+        params[self.param] = event_id
         table = self.fixed.get(params[self.param], self.table)
         child = {"endpoint": self.endpoint, "path_params": params, _METHODS: table}
         return (Match.FULL if scope["method"] in table.served else Match.PARTIAL), child
+
+
+def _decoded(segment: str) -> str | None:
+    """The id a path segment names: its percent-encoded octets (and any raw
+    ones, read as latin-1 by the server) as UTF-8; None when they are not
+    UTF-8 (`%FF`, the overlong `%C0%AF`, the cut `%E2%82`). Decoding those
+    with replacement would give several segments one id."""
+    try:
+        return unquote_to_bytes(segment.encode("latin-1")).decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return None
 
 
 def _raw_route_path(scope: Scope) -> str:
