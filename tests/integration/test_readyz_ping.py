@@ -101,3 +101,33 @@ def test_concurrent_probes_share_one_ping(
             probe.join(timeout=30)
     assert len(store.threads) == 1
     assert sorted(results) == [200] * 8
+
+
+@pytest.mark.timeout(120)
+def test_a_hanging_lag_read_holds_one_thread_and_metrics_still_answer(
+    client: TestClient, services: Services
+) -> None:
+    assert services.consumers is not None and services.consumers.runners
+    runner = services.consumers.runners[0]
+    answer, threads = threading.Event(), set()
+
+    def hanging_lag() -> tuple[int, float]:
+        threads.add(threading.get_ident())
+        answer.wait(60)
+        return (7, 1.5)
+
+    runner.lag = hanging_lag  # type: ignore[method-assign]
+    try:
+        started = time.monotonic()
+        scrapes = [client.get("/metrics") for _ in range(PROBES)]
+        elapsed = time.monotonic() - started
+        assert {s.status_code for s in scrapes} == {200}
+        assert len(threads) == 1, threads  # one lag read, shared by every scrape
+        assert elapsed < 0.5 * PROBES / 2  # the scrapes after the first answer at once
+    finally:
+        answer.set()
+    deadline = time.monotonic() + 10
+    gauge = f'auditlake_consumer_lag_events{{consumer="{runner.name}"}} 7.0'
+    while gauge not in (text := client.get("/metrics").text):
+        assert time.monotonic() < deadline, text
+        time.sleep(0.05)

@@ -92,6 +92,8 @@ class _OpsRoutes:
         # One ping at a time, shared by concurrent probes: while the store
         # hangs, probes answer 503 without leaving a thread behind each.
         self._ping = SharedCall(services.store.ping, READY_TIMEOUT, "readyz-ping")
+        # Likewise each consumer's lag read for /metrics (it reads the journal).
+        self._lags: dict[str, SharedCall[tuple[int, float]]] = {}
 
     async def healthz(self, _request: Request) -> Response:
         """Liveness: the process answers."""
@@ -133,7 +135,14 @@ class _OpsRoutes:
         metrics.index_lag.set(self.services.index_lag())
         consumers = self.services.consumers
         for runner in consumers.runners if consumers else []:
-            events, seconds = await self.services.pools.probe(runner.lag)
+            lag = self._lags.setdefault(
+                runner.name, SharedCall(runner.lag, READY_TIMEOUT, f"lag-{runner.name}")
+            )
+            try:
+                events, seconds = await lag.result()
+            except TimeoutError:  # the gauges keep their last values; the scrape answers
+                log.warning("consumer %s: no lag within %s s", runner.name, READY_TIMEOUT)
+                continue
             metrics.consumer_lag_events.labels(runner.name).set(events)
             metrics.consumer_lag_seconds.labels(runner.name).set(seconds)
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")

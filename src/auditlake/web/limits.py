@@ -25,17 +25,16 @@ from auditlake.errors import TooManyRequests
 T = TypeVar("T")
 Kind = Literal["search", "export"]
 RETRY_AFTER_SECONDS = 1
-OPS_THREADS = 2
 _PLURAL: dict[Kind, str] = {"search": "searches", "export": "exports"}
 
 
 class WorkPools:
-    """Bounded worker-thread shares: reads, key checks, operations probes."""
+    """Bounded worker-thread shares: reads and key checks (readiness and
+    metrics probes run as `SharedCall`s, one thread each at most)."""
 
     def __init__(self, read_threads: int, key_check_threads: int) -> None:
         self._reads = anyio.CapacityLimiter(read_threads)
         self._keys = anyio.CapacityLimiter(key_check_threads)
-        self._ops = anyio.CapacityLimiter(OPS_THREADS)
 
     async def read(self, call: Callable[..., T], *args: object) -> T:
         """Run a store read (search, get, export page) on the reads' threads."""
@@ -44,13 +43,6 @@ class WorkPools:
     async def check_key(self, call: Callable[..., T], *args: object) -> T:
         """Run an API key lookup on the key checks' threads."""
         return await anyio.to_thread.run_sync(call, *args, limiter=self._keys)
-
-    async def probe(self, call: Callable[..., T], *args: object) -> T:
-        """Run a readiness or metrics probe on threads of their own; a caller
-        that gives up waiting (a timeout) is not held until the call returns."""
-        return await anyio.to_thread.run_sync(
-            call, *args, limiter=self._ops, abandon_on_cancel=True
-        )
 
 
 class SharedCall(Generic[T]):
