@@ -85,10 +85,15 @@ class Conflict(AuditlakeError):
 
 
 class PayloadTooLarge(AuditlakeError):
-    """The body is larger than the configured byte limit."""
+    """The body is larger than the configured byte limit; its detail (`field`
+    body) gives that limit in bytes as `limit`."""
 
     status = 413
     code = "too_large"
+
+    def __init__(self, message: str, limit: int) -> None:
+        detail = {"field": "body", "message": f"at most {limit} bytes", "limit": limit}
+        super().__init__(message, [detail])
 
 
 class UnsupportedEncoding(AuditlakeError):

@@ -151,6 +151,9 @@ def test_a_small_bomb_is_refused_with_413(api: Api) -> None:
     assert response.status_code == 413, response.text
     assert response.json()["error"]["code"] == "too_large"
     assert "decompressed" in response.json()["error"]["message"]
+    assert response.json()["error"]["details"] == [
+        {"field": "body", "message": f"at most {MAX_EVENT} bytes", "limit": MAX_EVENT}
+    ]
     assert time.monotonic() - started < 5
 
 

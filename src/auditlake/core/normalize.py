@@ -422,4 +422,4 @@ def _malformed(exc: Exception, body: bytes) -> MalformedInput:
 
 def _check_size(body: bytes, cap: int) -> None:
     if len(body) > cap:
-        raise PayloadTooLarge(f"the body is {len(body)} bytes, over the limit of {cap}")
+        raise PayloadTooLarge(f"the body is {len(body)} bytes, over the limit of {cap}", cap)

@@ -45,7 +45,7 @@ async def read_body_as_sent(request: Request, cap: int, *, keep_sent: bool = Tru
     declared = request.headers.get("content-length", "")
     # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
     if declared.isascii() and declared.isdigit() and int(declared) > cap:
-        raise PayloadTooLarge(f"the body is {declared} bytes, over the limit of {cap}")
+        raise PayloadTooLarge(f"the body is {declared} bytes, over the limit of {cap}", cap)
     decoder = _Inflater(coding, cap) if coding != "identity" else None
     sent: list[bytes] = []
     decoded: list[bytes] = []
@@ -53,7 +53,7 @@ async def read_body_as_sent(request: Request, cap: int, *, keep_sent: bool = Tru
     async for chunk in request.stream():
         size += len(chunk)
         if size > cap:
-            raise PayloadTooLarge(f"the body is over the limit of {cap} bytes")
+            raise PayloadTooLarge(f"the body is over the limit of {cap} bytes", cap)
         if decoder is None or keep_sent:
             sent.append(chunk)
         if decoder is not None:
@@ -139,7 +139,7 @@ class _Inflater:
             self._size += len(piece)
             if self._size > self._cap:
                 raise PayloadTooLarge(
-                    f"the body is over the limit of {self._cap} bytes once decompressed"
+                    f"the body is over the limit of {self._cap} bytes once decompressed", self._cap
                 )
             out.append(piece)
             data = self._inflate.unconsumed_tail or self._inflate.unused_data

@@ -33,7 +33,10 @@ STATUS = {
         "events share an id but differ); nothing was stored. `details` names each "
         "(`id`, `index` in the request). An identical re-send is a 200 duplicate instead."
     ),
-    413: "The body is over the size limit (decompressed, with a Content-Encoding).",
+    413: (
+        "The body is over the size limit (decompressed, with a Content-Encoding); its "
+        "detail (`field` body) gives the `limit` in bytes."
+    ),
     415: (
         "A Content-Encoding other than gzip, x-gzip or deflate (or more than one); its detail "
         "(`field` Content-Encoding) gives it as `encoding` and the supported ones."
