@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.conftest import LiveServer, free_port
+from tests.store_doubles import StoreWrapper
 
 from auditlake.app import build_services
 from auditlake.config import Settings
@@ -33,11 +34,11 @@ HOSTILE_CLIENTS = 48
 LOAD_SECONDS = 60.0  # at most: the test stops the load once it has measured
 
 
-class SlowStore:
+class SlowStore(StoreWrapper):
     """Sleeps before each search and counts how many run at once."""
 
     def __init__(self, inner: EventStore) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.running = 0
         self.most_running = 0
         self.gate = threading.Event()  # searches wait while it is clear
@@ -55,15 +56,6 @@ class SlowStore:
         finally:
             with self._lock:
                 self.running -= 1
-
-    def get(self, tenant: str, event_id: str) -> bytes | None:
-        return self.inner.get(tenant, event_id)
-
-    def ping(self) -> None:
-        self.inner.ping()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 from starlette.testclient import TestClient
+from tests.store_doubles import StoreWrapper
 
 from auditlake.app import build_services
 from auditlake.config import Settings
-from auditlake.core.query import Query
-from auditlake.store.base import EventStore, Page
+from auditlake.store.base import EventStore
 from auditlake.web import app as web_app
 from auditlake.web.app import create_app
 from auditlake.web.services import Services
@@ -21,11 +21,11 @@ from auditlake.web.services import Services
 PROBES = 20
 
 
-class HangingPing:
+class HangingPing(StoreWrapper):
     """A store whose ping blocks until `answer` is set, noting its threads."""
 
     def __init__(self, inner: EventStore) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.answer = threading.Event()
         self.threads: set[int] = set()
 
@@ -33,12 +33,6 @@ class HangingPing:
         self.threads.add(threading.get_ident())
         self.answer.wait(60)
         self.inner.ping()
-
-    def search(self, query: Query) -> Page:
-        return self.inner.search(query)
-
-    def get(self, tenant: str, event_id: str) -> bytes | None:
-        return self.inner.get(tenant, event_id)
 
     def close(self) -> None:
         self.answer.set()

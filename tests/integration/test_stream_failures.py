@@ -16,6 +16,7 @@ import httpx
 import pytest
 from tests.conftest import LiveServer
 from tests.integration.test_hostile_clients import request_counts
+from tests.store_doubles import StoreWrapper
 
 from auditlake.app import build_services
 from auditlake.config import Settings
@@ -32,12 +33,12 @@ FAILURES: dict[str, Callable[[], AuditlakeError]] = {
 }
 
 
-class FailingStore:
+class FailingStore(StoreWrapper):
     """Every second search raises `failure` (so each answer's second sub-page
     fails, and a resumed search's first read works)."""
 
     def __init__(self, inner: EventStore) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.failure: Callable[[], AuditlakeError] | None = None
         self.searches = 0
         self._lock = threading.Lock()
@@ -50,15 +51,6 @@ class FailingStore:
             assert self.failure is not None
             raise self.failure()
         return self.inner.search(query)
-
-    def get(self, tenant: str, event_id: str) -> bytes | None:
-        return self.inner.get(tenant, event_id)
-
-    def ping(self) -> None:
-        self.inner.ping()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 @pytest.fixture

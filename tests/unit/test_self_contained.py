@@ -70,8 +70,9 @@ def test_no_file_names_a_path_outside_the_repo() -> None:
         ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
     ).stdout.split(b"\0")
     # The folder this clone sits in, and the places checkouts live on the
-    # machines this was written on (CI's clone sits in a temporary folder).
-    outside = [f"{ROOT.parent}/".encode(), b"/work/", b"/home/", b"/Users/", b"../shared"]
+    # machines this was written on (CI's clone sits in a temporary folder);
+    # a relative path out of the repo is what `.ci/run`'s lone clone catches.
+    outside = [f"{ROOT.parent}/".encode(), b"/work/", b"/home/", b"/Users/"]
     offenders = []
     for name in filter(None, tracked):
         path = ROOT / name.decode()
