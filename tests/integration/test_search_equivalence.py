@@ -11,10 +11,13 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.integration.test_backend_contract import SqlitePair, stored
 
 from auditlake.core.event import Event, StoredEvent, search_text
 from auditlake.core.query import Filters, Query, parse_query
+from auditlake.core.words import index_text, search_words
 from auditlake.journal.memory import MemoryEventLog
 from auditlake.lake.layout import merge
 from auditlake.lake.objects import LocalObjects
@@ -177,3 +180,17 @@ def test_filters_without_q_are_untouched_by_folding(pair: SqlitePair) -> None:
     # Exact filters compare the stored bytes: only `q` folds.
     query = Query("acme", Filters(actor_id="u1"), limit=10)
     assert _ids(pair.search(query).events) == {"actor-nfd"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=0x17F), max_size=30))
+def test_the_text_index_sees_exactly_the_search_words(text: str) -> None:
+    """ASCII text goes to the index as it is; the `ascii` tokenizer makes of
+    it (and of the folded words of any other text) the words `q` looks for."""
+    db = connect(Path(":memory:"), wal=False)
+    db.execute("CREATE VIRTUAL TABLE t USING fts5 (words, detail = none, tokenize = 'ascii')")
+    db.execute("CREATE VIRTUAL TABLE v USING fts5vocab (t, 'row')")
+    db.execute("INSERT INTO t (words) VALUES (?)", (index_text(text),))
+    terms = {term for (term,) in db.execute("SELECT term FROM v")}
+    db.close()
+    assert terms == set(search_words(text))

@@ -11,10 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from auditlake.core.event import BatchInput, EventInput
 from auditlake.core.strict_json import (
     DuplicateKey,
+    _proved_distinct,
     duplicate_keys,
     has_duplicate_keys,
+    presence_shape,
     refuse_duplicate_keys,
 )
 from auditlake.errors import MalformedInput
@@ -88,6 +91,51 @@ def test_finds_exactly_the_repeated_keys(value: Any, space: str, escape: bool) -
     assert duplicate_keys(document) == want
     assert duplicate_keys(document, msgspec.json.decode(document)) == want
     assert has_duplicate_keys(document) == bool(want)
+
+
+def members(*fields: tuple[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[Obj]:
+    """Objects of these fields, some left out, some given twice, in any order."""
+    pair = st.one_of(*(st.tuples(st.just(name), value) for name, value in fields))
+    return st.lists(pair, max_size=6).map(Obj)
+
+
+TEXT = st.one_of(st.none(), st.text(alphabet='ab:"\\é', max_size=4))
+ACTOR = members(("id", TEXT), ("type", TEXT), ("name", TEXT), ("metadata", VALUES))
+EVENT = members(
+    ("action", TEXT),
+    ("id", TEXT),
+    ("version", st.one_of(st.integers(0, 3), st.just(3.0))),
+    ("actor", st.one_of(st.none(), ACTOR)),
+    ("targets", st.lists(ACTOR, max_size=2)),
+    ("context", members(("ip", TEXT), ("location", TEXT))),
+    ("metadata", VALUES),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(EVENT, max_size=3), st.sampled_from(["", " "]))
+def test_the_presence_shape_proves_exactly_when_no_key_repeats(
+    events: list[Obj], space: str
+) -> None:
+    """Explicit nulls and defaults, left-out fields and repeated ones: the
+    proof over the shape of BatchInput holds exactly when no key repeats."""
+    document = write(Obj([("events", events)]), space).encode()
+    want = expected(Obj([("events", events)]))[:10]
+    assert _proved_distinct(document, None, BatchInput) == (not want)
+    assert duplicate_keys(document, shape=BatchInput) == want
+
+
+def test_a_presence_shape_mirrors_fields_and_leaves_out_the_absent() -> None:
+    shape = presence_shape(EventInput)
+    assert [f.name for f in msgspec.structs.fields(shape)] == [
+        f.name for f in msgspec.structs.fields(EventInput)
+    ]
+    decoded = msgspec.json.decode(b'{"action": "a", "actor": {"id": null}}', type=shape)
+    assert msgspec.json.encode(decoded) == b'{"action":"a","actor":{"id":null}}'
+    # a body of another shape falls back to the plain decode, still exact
+    assert duplicate_keys(b'{"events": 1, "events": 2}', shape=BatchInput) == [
+        DuplicateKey("events", "events")
+    ]
 
 
 @pytest.mark.parametrize(

@@ -95,7 +95,7 @@ def parse_event(body: bytes, limits: Limits) -> EventInput:
         raise _invalid("the event is invalid", [_problem_from(exc)]) from None
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise _malformed(exc, body) from None
-    refuse_duplicate_keys(body)
+    refuse_duplicate_keys(body, shape=EventInput)
     return event
 
 
@@ -112,7 +112,7 @@ def parse_batch(body: bytes, limits: Limits) -> list[EventInput]:
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise _malformed(exc, body) from None
     else:
-        refuse_duplicate_keys(body)
+        refuse_duplicate_keys(body, shape=BatchInput)
     if len(events) > limits.max_batch_events:
         raise _invalid(
             f"a batch holds at most {limits.max_batch_events} events, got {len(events)}",

@@ -6,14 +6,19 @@ must not be ambiguous, so every JSON input is checked here and refused when
 one object names a key twice (at any depth).
 
 msgspec, which decodes our inputs, cannot see duplicates. The check has two
-stages so that the usual body costs one extra C-speed encode and two counts:
+stages so that the usual body costs one extra C-speed decode, an encode and
+two counts:
 
 1. A proof that there are none: outside strings every member has exactly one
    colon. In a body without a `\\u` escape, the strings msgspec decodes hold
    the same colons as the text, and so does its encoding of the decoded value.
    Each member that a parser dropped for a later one with the same key takes
    at least its own colon with it, so the body has more colons than the
-   re-encoding; equal counts prove that no key repeats.
+   re-encoding; equal counts prove that no key repeats. The decoded value must
+   keep every member the text named (its last value): a plain decode does, and
+   so does a decode into the `presence_shape` of the Struct the body decoded
+   as, which is cheaper (no dict per object) and omits exactly the absent
+   fields when encoded.
 2. Otherwise the exact search: the standard library's decoder with an
    `object_pairs_hook`, which sees every member of every object.
 
@@ -23,6 +28,9 @@ Pure: bytes in, findings out.
 from __future__ import annotations
 
 import json
+import types
+import typing
+from functools import cache
 from typing import Any
 
 import msgspec
@@ -48,17 +56,22 @@ class _Ambiguous(dict[str, Any]):
 
 
 def duplicate_keys(
-    document: bytes, decoded: Any = None, *, limit: int = MAX_REPORTED
+    document: bytes,
+    decoded: Any = None,
+    *,
+    shape: type[msgspec.Struct] | None = None,
+    limit: int = MAX_REPORTED,
 ) -> list[DuplicateKey]:
     """Up to `limit` keys that repeat within one object of `document`, in
     document order; empty when every object's keys are distinct.
 
     `document` must be valid UTF-8 JSON (check it first, e.g. with msgspec);
-    `decoded` is the document as msgspec decoded it, when the caller already
-    has it (saves a decode). Raises RecursionError for nesting too deep for the
-    standard library's decoder, ValueError for what it cannot read (e.g. an
-    integer of more than 4,300 digits)."""
-    if _proved_distinct(document, decoded):
+    `decoded` is the document as msgspec decoded it without a type, when the
+    caller already has it (saves a decode); `shape` the Struct type the
+    document is known to decode as (a cheaper proof). Raises RecursionError
+    for nesting too deep for the standard library's decoder, ValueError for
+    what it cannot read (e.g. an integer of more than 4,300 digits)."""
+    if _proved_distinct(document, decoded, shape):
         return []
     return _exact_search(document, limit)
 
@@ -68,15 +81,48 @@ def has_duplicate_keys(document: bytes, decoded: Any = None) -> bool:
     return bool(duplicate_keys(document, decoded, limit=1))
 
 
-def _proved_distinct(document: bytes, decoded: Any) -> bool:
+def _proved_distinct(document: bytes, decoded: Any, shape: type[msgspec.Struct] | None) -> bool:
     """Stage 1 (see the module's docstring): True only when no key can repeat."""
     # `\\u003a` is a colon once decoded; NUL bytes mean UTF-16 or UTF-32 (the
     # standard library reads those), where a colon is not one byte.
     if b"\\u" in document or b"\0" in document:
         return False
+    if decoded is None and shape is not None:
+        try:
+            decoded = msgspec.json.decode(document, type=presence_shape(shape))
+        except msgspec.ValidationError:
+            decoded = None  # not of that shape after all: the plain decode tells
     if decoded is None:
         decoded = msgspec.json.decode(document)
     return document.count(b":") == _encode(decoded).count(b":")
+
+
+@cache
+def presence_shape(struct: type[msgspec.Struct]) -> type[msgspec.Struct]:
+    """A mirror of the Struct type `struct` for the proof: the same fields
+    (and nested Structs, mirrored too), each of any JSON value and UNSET when
+    absent, so that encoding a decoded value writes exactly the members the
+    text named, no default filled in. Fields keep their names on the wire."""
+    fields = [
+        (f.name, _presence_type(f.type), msgspec.UNSET) for f in msgspec.structs.fields(struct)
+    ]
+    rename = {f.name: f.encode_name for f in msgspec.structs.fields(struct)}
+    return msgspec.defstruct(f"{struct.__name__}Presence", fields, rename=rename, gc=False)
+
+
+def _presence_type(annotation: Any) -> Any:
+    """A field's type in a presence shape: Structs (alone, in a list, or with
+    None) are mirrored; every other value is decoded as it comes (Any)."""
+    if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+        return presence_shape(annotation)
+    arguments = typing.get_args(annotation)
+    if typing.get_origin(annotation) is list:
+        return list[_presence_type(arguments[0])]  # type: ignore[misc]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        others = [a for a in arguments if a is not type(None)]
+        if len(others) == 1 and others[0] is not Any:
+            return _presence_type(others[0]) | None
+    return Any
 
 
 def _exact_search(document: bytes, limit: int) -> list[DuplicateKey]:
@@ -130,12 +176,18 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def refuse_duplicate_keys(document: bytes, decoded: Any = None, *, where: str = "") -> None:
+def refuse_duplicate_keys(
+    document: bytes,
+    decoded: Any = None,
+    *,
+    shape: type[msgspec.Struct] | None = None,
+    where: str = "",
+) -> None:
     """Raise MalformedInput (400) naming each repeated key and its path (under
     the prefix `where`, e.g. `[3]`) when some object of `document` names a key
     twice; see `duplicate_keys` for the arguments."""
     try:
-        found = duplicate_keys(document, decoded)
+        found = duplicate_keys(document, decoded, shape=shape)
     except RecursionError:
         raise MalformedInput("the JSON is nested too deeply") from None
     except ValueError as exc:

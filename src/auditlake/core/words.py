@@ -87,7 +87,12 @@ def search_words(text: str) -> list[str]:
 
 
 def index_text(text: str) -> str:
-    """The folded words of `text` joined by single spaces: what the store's
-    text index holds for an event (its tokenizer only splits at ASCII
-    non-alphanumerics, so it sees exactly these words)."""
+    """What the store's text index is given for `text`, so that its tokenizer
+    (FTS5's `ascii`: words are runs of ASCII letters and digits and of every
+    non-ASCII character, ASCII letters lowercased) sees exactly the words of
+    `search_words(text)`: the folded words joined by single spaces, or ASCII
+    text as it is, which that tokenizer splits and lowercases the same way
+    (the recorder's common case, at no cost)."""
+    if text.isascii():
+        return text
     return " ".join(search_words(text))
