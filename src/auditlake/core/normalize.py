@@ -185,7 +185,7 @@ def _normalize_one(
     occurred = _occurred_at(item, origin.received_at, found)
     if len(item.targets) > limits.max_targets:
         found.append(Problem("targets", f"at most {limits.max_targets} targets"))
-    version = _whole(item.version, "version", found)
+    version = item.version if type(item.version) is int else _whole(item.version, "version", found)
     if not 1 <= version <= MAX_VERSION:
         found.append(Problem("version", f"must be from 1 to {MAX_VERSION}"))
     metadata = item.metadata or {}

@@ -85,11 +85,12 @@ def _proved_distinct(document: bytes, decoded: Any, shape: type[msgspec.Struct] 
     """Stage 1 (see the module's docstring): True only when no key can repeat."""
     # `\\u003a` is a colon once decoded; NUL bytes mean UTF-16 or UTF-32 (the
     # standard library reads those), where a colon is not one byte.
-    if b"\\u" in document or b"\0" in document:
+    # (A one-byte search first: most bodies have no backslash at all.)
+    if (b"\\" in document and b"\\u" in document) or b"\0" in document:
         return False
     if decoded is None and shape is not None:
         try:
-            decoded = msgspec.json.decode(document, type=presence_shape(shape))
+            decoded = _presence_decoder(shape).decode(document)
         except msgspec.ValidationError:
             decoded = None  # not of that shape after all: the plain decode tells
     if decoded is None:
@@ -108,6 +109,11 @@ def presence_shape(struct: type[msgspec.Struct]) -> type[msgspec.Struct]:
     ]
     rename = {f.name: f.encode_name for f in msgspec.structs.fields(struct)}
     return msgspec.defstruct(f"{struct.__name__}Presence", fields, rename=rename, gc=False)
+
+
+@cache
+def _presence_decoder(struct: type[msgspec.Struct]) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(presence_shape(struct))
 
 
 def _presence_type(annotation: Any) -> Any:
