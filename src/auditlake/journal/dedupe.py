@@ -49,6 +49,9 @@ def judge(
     """Judge one request against the stored keys (`known(key)`: the stored
     event's fingerprint, or None when the key is new). The caller writes the
     events at `written` and makes their keys known to the requests after it."""
+    if all(stored.new_id for stored in events):  # the common request: nothing to look up
+        created = [AppendResult(stored.event.id, "created") for stored in events]
+        return Judged(created, list(range(len(events))))
     results: list[AppendResult] = []
     written: list[int] = []
     mine: dict[Key, int] = {}  # keys this request writes: the position of the event

@@ -260,7 +260,8 @@ def _new_rows(
         for index in judged.written:
             stored = request.events[index]
             event = stored.event
-            stored_keys.written(stored)  # the requests after this one see it
+            if not stored.new_id:
+                stored_keys.written(stored)  # the requests after this one see it
             rows.append((
                 first_seq + len(rows), event.tenant, event.id, stored.occurred_us,
                 stored.received_us, stored.body,
@@ -317,9 +318,8 @@ class _StoredKeys:
         return print_
 
     def written(self, stored: StoredEvent) -> None:
-        """`stored` is written by this commit."""
-        if not stored.new_id:
-            self._group[(stored.event.tenant, stored.event.id)] = stored
+        """`stored`, whose id was sent (not `new_id`), is written by this commit."""
+        self._group[(stored.event.tenant, stored.event.id)] = stored
 
     def cache_fingerprints(self) -> None:
         """Keep the fingerprints computed from bodies, in the commit's
