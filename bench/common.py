@@ -16,6 +16,7 @@ import apsw
 
 import auditlake
 from auditlake.core.event import StoredEvent, search_text
+from auditlake.core.words import index_text
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -49,7 +50,7 @@ def index_rows(stored: list[StoredEvent], first_seq: int) -> Rows:
             actor.type if actor else None, event.outcome, event.source,
         ))  # fmt: skip
         targets += [(seq, event.tenant, t.id, t.type) for t in event.targets]
-        texts.append((seq, search_text(event)))
+        texts.append((seq, index_text(search_text(event))))
     return index, targets, texts
 
 

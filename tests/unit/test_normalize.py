@@ -106,6 +106,28 @@ def test_metadata_limits() -> None:
     assert "deeper" in str(problems(exc)[0]["message"])
 
 
+def test_problems_of_each_part_name_where_they_are() -> None:
+    limits = Limits(max_string_length=5, max_metadata_keys=1)
+    body = {
+        "action": "a",
+        "actor": {"id": " ", "name": "toolong"},
+        "targets": [{"id": "ok"}, {"id": "", "type": "toolong", "metadata": {"a": 1, "b": 2}}],
+        "context": {"user_agent": "toolong"},
+        "error": {"message": "toolong"},
+    }
+    with pytest.raises(InvalidInput) as exc:
+        one(body, limits=limits)
+    assert sorted(str(p["field"]) for p in problems(exc)) == [
+        "actor.id",
+        "actor.name",
+        "context.user_agent",
+        "error.message",
+        "targets[1].id",
+        "targets[1].metadata",
+        "targets[1].type",
+    ]
+
+
 def test_event_and_body_size_limits() -> None:
     small = Limits(max_event_bytes=200, max_metadata_bytes=10_000)
     with pytest.raises(PayloadTooLarge):

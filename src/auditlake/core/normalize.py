@@ -274,7 +274,7 @@ def _trim(obj: Any, where: str, names: tuple[str, ...], cap: int, found: list[Pr
             continue
         text = value.strip()
         if len(text) > cap:
-            found.append(Problem(f"{where}.{name}", f"at most {cap} characters"))
+            found.append(Problem(f"{where}.{name}" if where else name, f"at most {cap} characters"))
         if text is not value:  # str.strip() returns the string itself when unchanged
             setattr(obj, name, text or None)
 
@@ -289,11 +289,13 @@ def _actor(actor: Actor | None, limits: Limits, found: list[Problem]) -> Actor |
 
 
 def _target(target: Target, i: int, limits: Limits, found: list[Problem]) -> Target:
-    where = f"targets[{i}]"
-    target.id = _text(target.id, f"{where}.id", limits.max_id_length, found, required=True)
-    _trim(target, where, _TARGET_TEXT, limits.max_string_length, found)
+    before = len(found)  # the target's problems are named in it, then placed
+    target.id = _text(target.id, "id", limits.max_id_length, found, required=True)
+    _trim(target, "", _TARGET_TEXT, limits.max_string_length, found)
     if target.metadata is not None:
-        _check_metadata(target.metadata, f"{where}.metadata", limits, found)
+        _check_metadata(target.metadata, "metadata", limits, found)
+    for problem in found[before:]:
+        problem.field = f"targets[{i}].{problem.field}"
     return target
 
 
@@ -303,18 +305,20 @@ def _context(context: Context | None, limits: Limits, found: list[Problem]) -> C
     if context is None:
         return None
     _trim(context, "context", _CONTEXT_TEXT, limits.max_string_length, found)
-    return context if _any_set(context, _CONTEXT_TEXT) else None
+    return context if _any_set(context) else None
 
 
 def _error(error: ErrorInfo | None, limits: Limits, found: list[Problem]) -> ErrorInfo | None:
     if error is None:
         return None
     _trim(error, "error", _ERROR_TEXT, limits.max_string_length, found)
-    return error if _any_set(error, _ERROR_TEXT) else None
+    return error if _any_set(error) else None
 
 
-def _any_set(struct: Context | ErrorInfo, fields: tuple[str, ...]) -> bool:
-    return any(getattr(struct, name) is not None for name in fields)
+def _any_set(struct: Context | ErrorInfo) -> bool:
+    """Whether some field of `struct` is set (all its fields are optional text)."""
+    values = msgspec.structs.astuple(struct)
+    return values.count(None) < len(values)
 
 
 def _check_metadata(
