@@ -31,6 +31,8 @@ from auditlake.core.times import TimeFormatError, parse_rfc3339
 from auditlake.errors import Forbidden, InvalidInput, MalformedInput, PayloadTooLarge
 
 _encode = msgspec.json.encode
+_decode_event = msgspec.json.Decoder(EventInput).decode
+_decode_batch = msgspec.json.Decoder(BatchInput).decode
 _PATH = re.compile(r" - at `\$(?P<path>[^`]*)`\Z")
 _FIELD = re.compile(r"field `(?P<name>[^`]+)`")
 _CONTAINERS = (dict, list)
@@ -89,7 +91,7 @@ def parse_event(body: bytes, limits: Limits) -> EventInput:
     """Decode one event body, or raise a 400/413/422 naming the problem."""
     _check_size(body, limits.max_event_bytes)
     try:
-        event = msgspec.json.decode(body, type=EventInput)
+        event = _decode_event(body)
     except msgspec.ValidationError as exc:
         _raise_if_malformed(body)
         raise _invalid("the event is invalid", [_problem_from(exc)]) from None
@@ -106,7 +108,7 @@ def parse_batch(body: bytes, limits: Limits) -> list[EventInput]:
     an empty CloudEvents batch has not (HTTP binding 3.3.2)."""
     _check_size(body, limits.max_body_bytes)
     try:
-        events = msgspec.json.decode(body, type=BatchInput).events
+        events = _decode_batch(body).events
     except msgspec.ValidationError:
         events = _parse_batch_slowly(body)
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
