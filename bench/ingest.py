@@ -109,7 +109,7 @@ class Connection:
 
     async def _chunked(self) -> bytes:
         """A chunked body (no trailers: the server sends none)."""
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
             chunk = await self.reader.readexactly(size + 2)  # the data and its CRLF

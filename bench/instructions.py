@@ -40,58 +40,71 @@ BATCH_SIZE = 100
 
 
 def start_counted(data_dir: Path, out: Path) -> Server:
-    """`auditlake serve` under callgrind, counting off, with a key of its own."""
+    """`auditlake serve` under callgrind, counting off, with a key of its own.
+
+    Started here, not by `Server.start`, so that this file also runs in the
+    tree of an older commit (see Commands in docs/benchmarks.md), whose
+    `bench/ingest.py` knows nothing of valgrind."""
     server = Server(data_dir, port=_free_port())
     folder = ["--data-dir", str(data_dir)]
     scopes = ["--scope", "ingest", "--scope", "read"]
     server.key = subprocess.run(
-        [BIN / "auditlake", "keys", "create", "--tenant", "bench", *scopes, *folder],
+        [str(BIN / "auditlake"), "keys", "create", "--tenant", "bench", *scopes, *folder],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
     valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes"]
-    serve = [BIN / "python", BIN / "auditlake", "serve", *folder, "--port", str(server.port)]
+    serve = [str(BIN / "python"), str(BIN / "auditlake"), "serve", *folder]
     server.process = subprocess.Popen(
-        [*valgrind, f"--callgrind-out-file={out}", *serve, "--log-level", "warning"],
+        [*valgrind, f"--callgrind-out-file={out}", *serve, "--port", str(server.port)],
         stdout=(data_dir / "server.log").open("wb"),
         stderr=subprocess.STDOUT,
     )
     return server
 
 
-def counting(pid: int, on: bool) -> None:
-    """Switch callgrind's counting on or off in the server process."""
-    command = ["callgrind_control", "-i", "on" if on else "off", str(pid)]
-    subprocess.run(command, check=True, capture_output=True)
+def callgrind_control(pid: int, *args: str) -> None:
+    """Tell the callgrind of process `pid` to do something (`-i on`, `-d`...)."""
+    subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True)
 
 
-def dump(pid: int) -> None:
-    """Write what was counted since the last dump (one file per thread)."""
-    subprocess.run(["callgrind_control", "-d", str(pid)], check=True, capture_output=True)
-
-
-def totals(out: Path, dump_number: int) -> tuple[int, int]:
-    """(all threads, main thread) instructions of dump `dump_number`."""
-    every, main = 0, 0
-    for path in out.parent.glob(f"{out.name}.{dump_number}-*"):
-        for line in path.read_text().splitlines():
-            if line.startswith("totals:"):
-                count = int(line.split()[1])
-                every += count
-                main += count if path.name.endswith("-01") else 0
-    return every, main
-
-
-async def count_phase(server: Server, requests: list[bytes], clients: int) -> None:
+async def count_phase(
+    server: Server, out: Path, dump_number: int, requests: list[bytes], clients: int
+) -> tuple[int, int]:
+    """Send every request with counting on; (all threads, main thread)
+    instructions of the phase. Raises RuntimeError if a request failed or
+    the load stopped early: the figures would be per request sent."""
     assert server.process is not None
-    counting(server.process.pid, on=True)
-    await run_load(server.port, requests, clients, 1, budget=3600)
-    counting(server.process.pid, on=False)
-    dump(server.process.pid)
+    pid = server.process.pid
+    callgrind_control(pid, "-i", "on")
+    load = await run_load(server.port, requests, clients, per_request=1, budget=3600)
+    callgrind_control(pid, "-i", "off")
+    callgrind_control(pid, "-d")
+    if load.errors or load.requests != len(requests):
+        raise RuntimeError(f"{load.requests} of {len(requests)} sent, errors {load.errors}")
+    return await totals(out, dump_number)
+
+
+async def totals(out: Path, dump_number: int, timeout: float = 60.0) -> tuple[int, int]:
+    """(all threads, main thread) instructions of dump `dump_number`, once
+    the server has written its files (one per thread)."""
+    deadline = time.monotonic() + timeout
+    while not any(out.parent.glob(f"{out.name}.{dump_number}-*")):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"callgrind wrote no dump {dump_number} in {timeout} s")
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)  # the other threads' files follow the first
+    counts = {}
+    for path in out.parent.glob(f"{out.name}.{dump_number}-*"):
+        lines = path.read_text().splitlines()
+        counts[path.name] = sum(int(ln.split()[1]) for ln in lines if ln.startswith("totals:"))
+    main = sum(n for name, n in counts.items() if name.endswith("-01"))
+    return sum(counts.values()), main
 
 
 async def measure(requests: int, data_dir: Path) -> dict[str, Any]:
+    """Warm the counted server up, then count phases (a) and (b)."""
     out = data_dir / "callgrind.out"
     server = start_counted(data_dir, out)
     try:
@@ -99,27 +112,23 @@ async def measure(requests: int, data_dir: Path) -> dict[str, Any]:
         batched = requests // 10 * BATCH_SIZE
         events = make_events(WARMUP_REQUESTS + requests + batched, seed=11)
         warmup, events = events[:WARMUP_REQUESTS], events[WARMUP_REQUESTS:]
-        await run_load(server.port, single_requests(warmup, server.key), 8, 1, 600)
-        single = single_requests(events[:requests], server.key)
-        batches = batch_requests(events[requests:], BATCH_SIZE, server.key)
-        print(f"(a) {len(single)} single-event requests under callgrind...", flush=True)
-        await count_phase(server, single, 64)
-        print(f"(b) {len(batches)} batches of {BATCH_SIZE} under callgrind...", flush=True)
-        await count_phase(server, batches, 16)
-        time.sleep(1)  # the dump files are written by the server process
+        await run_load(server.port, single_requests(warmup, server.key), 8, 1, budget=600)
+        phases = [
+            ("single", single_requests(events[:requests], server.key), 64, 1),
+            ("batch", batch_requests(events[requests:], BATCH_SIZE, server.key), 16, BATCH_SIZE),
+        ]
+        figures: dict[str, Any] = {}
+        for number, (name, sent, clients, per_request) in enumerate(phases, start=1):
+            print(f"({name}) {len(sent):,} requests under callgrind...", flush=True)
+            every, main = await count_phase(server, out, number, sent, clients)
+            figures[name] = {
+                "requests": len(sent),
+                "instructions_per_request": every / len(sent),
+                "main_thread_per_request": main / len(sent),
+                "instructions_per_event": every / (len(sent) * per_request),
+            }
     finally:
         server.stop()
-    figures: dict[str, Any] = {}
-    for number, (name, sent, per_request) in enumerate(
-        [("single", len(single), 1), ("batch", len(batches), BATCH_SIZE)], start=1
-    ):
-        every, main = totals(out, number)
-        figures[name] = {
-            "requests": sent,
-            "instructions_per_request": every / sent,
-            "main_thread_per_request": main / sent,
-            "instructions_per_event": every / (sent * per_request),
-        }
     return figures
 
 

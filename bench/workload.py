@@ -141,7 +141,7 @@ class Workload:
         failed = action.endswith(("failed", "payment_failed")) or rng.random() < 0.03
         return EventInput(
             action=action,
-            occurred_at=occurred_at,
+            occurred_at=occurred_at.isoformat() if occurred_at else None,
             actor=actor,
             targets=targets,
             context=Context(

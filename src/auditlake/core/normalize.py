@@ -187,7 +187,7 @@ def _normalize_one(
     occurred = _occurred_at(item, origin.received_at, found)
     if len(item.targets) > limits.max_targets:
         found.append(Problem("targets", f"at most {limits.max_targets} targets"))
-    version = item.version if type(item.version) is int else _whole(item.version, "version", found)
+    version = _whole(item.version, "version", found)
     if not 1 <= version <= MAX_VERSION:
         found.append(Problem("version", f"must be from 1 to {MAX_VERSION}"))
     metadata = item.metadata or {}
@@ -251,6 +251,8 @@ def _occurred_at(item: EventInput, received_at: datetime, found: list[Problem]) 
 def _whole(value: int | float, field: str, found: list[Problem]) -> int:
     """An integer field's value: `3.0` is the integer 3 (JSON has one number
     type); another fraction is a problem."""
+    if type(value) is int:  # nearly always
+        return value
     if isinstance(value, float) and not value.is_integer():
         found.append(Problem(field, "must be a whole number"))
     return int(value)
@@ -276,7 +278,7 @@ def _trim(obj: Any, where: str, names: tuple[str, ...], cap: int, found: list[Pr
             continue
         text = value.strip()
         if len(text) > cap:
-            found.append(Problem(f"{where}.{name}" if where else name, f"at most {cap} characters"))
+            found.append(Problem(f"{where}.{name}", f"at most {cap} characters"))
         if text is not value:  # str.strip() returns the string itself when unchanged
             setattr(obj, name, text or None)
 
@@ -291,13 +293,11 @@ def _actor(actor: Actor | None, limits: Limits, found: list[Problem]) -> Actor |
 
 
 def _target(target: Target, i: int, limits: Limits, found: list[Problem]) -> Target:
-    before = len(found)  # the target's problems are named in it, then placed
-    target.id = _text(target.id, "id", limits.max_id_length, found, required=True)
-    _trim(target, "", _TARGET_TEXT, limits.max_string_length, found)
+    where = f"targets[{i}]"
+    target.id = _text(target.id, f"{where}.id", limits.max_id_length, found, required=True)
+    _trim(target, where, _TARGET_TEXT, limits.max_string_length, found)
     if target.metadata is not None:
-        _check_metadata(target.metadata, "metadata", limits, found)
-    for problem in found[before:]:
-        problem.field = f"targets[{i}].{problem.field}"
+        _check_metadata(target.metadata, f"{where}.metadata", limits, found)
     return target
 
 

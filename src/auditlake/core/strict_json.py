@@ -103,7 +103,11 @@ def presence_shape(struct: type[msgspec.Struct]) -> type[msgspec.Struct]:
     """A mirror of the Struct type `struct` for the proof: the same fields
     (and nested Structs, mirrored too), each of any JSON value and UNSET when
     absent, so that encoding a decoded value writes exactly the members the
-    text named, no default filled in. Fields keep their names on the wire."""
+    text named, no default filled in. Fields keep their names on the wire.
+    A field of another kind (a dict of Structs, a union of several) is
+    decoded as plain JSON, which keeps the proof exact; a tagged or
+    `array_like` Struct never fits its mirror, so its documents always get
+    the exact search."""
     fields = [
         (f.name, _presence_type(f.type), msgspec.UNSET) for f in msgspec.structs.fields(struct)
     ]
@@ -126,8 +130,8 @@ def _presence_type(annotation: Any) -> Any:
         return list[_presence_type(arguments[0])]  # type: ignore[misc]
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         others = [a for a in arguments if a is not type(None)]
-        if len(others) == 1 and others[0] is not Any:
-            return _presence_type(others[0]) | None
+        mirrored = _presence_type(others[0]) if len(others) == 1 else Any
+        return Any if mirrored is Any else mirrored | None
     return Any
 
 

@@ -1,10 +1,11 @@
 -- The text index holds the folded words of each event (core.words: NFKC,
 -- case folded, diacritics removed from Latin, Greek and Cyrillic letters
--- only, split into words in Python), so a search finds canonically
--- equivalent text however it was typed or stored, and a query is folded by
--- the same function.
--- The `ascii` tokenizer takes every non-ASCII character as part of a word,
--- so it splits exactly at the spaces between the words it is given.
+-- only), so a search finds canonically equivalent text however it was typed
+-- or stored, and a query is folded by the same function.
+-- The `ascii` tokenizer splits at ASCII characters other than letters and
+-- digits, lowercases ASCII letters, and takes every non-ASCII character as
+-- part of a word: text with non-ASCII is given to it as folded words joined
+-- by spaces, ASCII text as it is (`core.words.index_text`).
 DROP TABLE events_text;
 
 CREATE VIRTUAL TABLE events_text USING fts5 (
