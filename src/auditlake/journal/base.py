@@ -17,6 +17,9 @@ Lifecycle contract for every backend:
   whole request fails with `Conflict` and nothing of it is written, or, when
   submitted `keep_first`, the stored copy stays and the item is reported
   `conflict` (`journal.dedupe` judges this for every backend).
+
+The read side (`JournalReader`, `Subscription`) has its own contract, written
+on `Subscription`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
-from auditlake.core.event import StoredEvent
+from auditlake.core.event import Event, StoredEvent
 
 AppendStatus = Literal["created", "duplicate", "conflict"]
 
@@ -105,6 +108,83 @@ class Consumer(Protocol):
 
     def close(self) -> None:
         """Process what the journal holds, then stop."""
+
+
+class Record(msgspec.Struct, frozen=True, gc=False):
+    """One journal entry as a consumer reads it.
+
+    `position` orders the journal (the SQLite `seq`; a JetStream stream
+    sequence): it increases along the journal, with gaps where retention
+    removed entries. `received_us` is when the event was accepted
+    (microseconds since the Unix epoch); `body` the stored JSON of the event,
+    decoded only when asked (`event()`), once per batch by the runner."""
+
+    position: int
+    received_us: int
+    body: bytes
+
+    def event(self) -> Event:
+        """The stored event (msgspec.DecodeError if the body is not one)."""
+        return _decode_event(self.body)
+
+
+_decode_event = msgspec.json.Decoder(Event).decode
+
+
+class Subscription(Protocol):
+    """One named consumer's view of the journal.
+
+    Lifecycle contract for every backend:
+
+    - A new subscription reads after its *committed* position (0: from the
+      start), which the journal keeps under the consumer's name.
+    - `fetch` returns the next records in position order, after the last one
+      it returned (or after the committed position, or the one given to
+      `seek`), never more than `max_events`; it waits up to `max_wait`
+      seconds for the first one and returns [] if none came.
+    - `commit(position)`: the consumer's output of every record up to
+      `position` is durable. Durable itself on return; never backwards
+      (ValueError). Records fetched but not committed are delivered again to
+      the next subscription under that name: after a crash, at least once.
+    - `seek(position)`: the next fetch reads after `position`, for a sink
+      that keeps its position in its own transaction and so knows better.
+    - `wake()`, from any thread: a `fetch` waiting now looks once more at
+      once and returns what it finds (for a writer's "committed" news, and
+      to stop a consumer without waiting out `max_wait`).
+    - `close()` releases the subscription; committed positions stay.
+    """
+
+    def fetch(self, max_events: int, max_wait: float = 0.0) -> list[Record]:
+        """Up to `max_events` records after the last one fetched."""
+
+    def commit(self, position: int) -> None:
+        """Everything up to `position` is done; durable on return."""
+
+    def committed(self) -> int:
+        """The committed position (0 for none)."""
+
+    def seek(self, position: int) -> None:
+        """Read after `position` from the next fetch on."""
+
+    def lag(self) -> tuple[int, float]:
+        """Records after the committed position, and seconds since the
+        oldest of them was received (0.0 when none)."""
+
+    def wake(self) -> None:
+        """End a waiting `fetch` early."""
+
+    def close(self) -> None:
+        """Release the subscription."""
+
+
+class JournalReader(Protocol):
+    """The read side of a journal: one subscription per named consumer."""
+
+    def subscribe(self, consumer: str) -> Subscription:
+        """A subscription that resumes after `consumer`'s committed position."""
+
+    def head(self) -> int:
+        """The position of the newest record (0 for an empty journal)."""
 
 
 def resolve(future: Future[Any], value: Any) -> None:

@@ -1,24 +1,26 @@
 """An in-memory journal and store in one object, for tests and experiments.
 
 It honours the same contracts as the SQLite backends (the contract suites run
-against both) but keeps nothing across processes. Appends resolve at once.
+against both) but keeps nothing across processes. Appends resolve at once;
+subscriptions read them as soon as they are appended.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import Future
 
 from auditlake.core.event import StoredEvent
 from auditlake.core.query import Position, Query, matches
 from auditlake.errors import Unavailable
-from auditlake.journal.base import AppendResult
+from auditlake.journal.base import AppendResult, Record
 from auditlake.journal.dedupe import Key, body_fingerprint, judge
 from auditlake.store.base import Page
 
 
 class MemoryEventLog:
-    """`Journal` and `EventStore` over a Python list."""
+    """`Journal`, `JournalReader` and `EventStore` over a Python list."""
 
     def __init__(self) -> None:
         self._rows: list[tuple[int, StoredEvent]] = []
@@ -27,6 +29,8 @@ class MemoryEventLog:
         self._keys: dict[Key, bytes] = {}
         self._prints: dict[Key, bytes] = {}
         self._lock = threading.Lock()
+        self._appended = threading.Condition(self._lock)
+        self._positions: dict[str, int] = {}  # committed, per consumer
         self._running = False
 
     def start(self) -> None:
@@ -47,6 +51,7 @@ class MemoryEventLog:
                 stored = events[index]
                 self._keys[(stored.event.tenant, stored.event.id)] = stored.body
                 self._rows.append((len(self._rows) + 1, stored))
+            self._appended.notify_all()
         future: Future[list[AppendResult]] = Future()
         if judged.conflict is not None:
             future.set_exception(judged.conflict)
@@ -108,3 +113,77 @@ class MemoryEventLog:
 
     def ping(self) -> None:
         """Always answers."""
+
+    def subscribe(self, consumer: str) -> MemorySubscription:
+        """A subscription resuming after `consumer`'s committed position."""
+        return MemorySubscription(self, consumer)
+
+    def head(self) -> int:
+        """The newest position (0 for none)."""
+        with self._lock:
+            return len(self._rows)
+
+
+class MemorySubscription:
+    """`Subscription` of one consumer of a `MemoryEventLog`."""
+
+    def __init__(self, log: MemoryEventLog, consumer: str) -> None:
+        self.consumer = consumer
+        self._log = log
+        with log._lock:
+            self._read_to = log._positions.get(consumer, 0)
+        self._woken = False
+
+    def fetch(self, max_events: int, max_wait: float = 0.0) -> list[Record]:
+        """Up to `max_events` records after the last one fetched, waiting up
+        to `max_wait` seconds for the first."""
+        deadline = time.monotonic() + max_wait
+        log = self._log
+        with log._appended:
+            self._woken = False
+            while len(log._rows) <= self._read_to and not self._woken:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return []
+                log._appended.wait(left)  # woken: the loop looks once more
+            rows = log._rows[self._read_to : self._read_to + max_events]
+        if rows:
+            self._read_to = rows[-1][0]
+        return [Record(seq, stored.received_us, stored.body) for seq, stored in rows]
+
+    def commit(self, position: int) -> None:
+        """Keep `position` as committed; ValueError if it is below it."""
+        with self._log._lock:
+            committed = self._log._positions.get(self.consumer, 0)
+            if position < committed:
+                raise ValueError(
+                    f"{self.consumer}: commit {position} is behind the committed {committed}"
+                )
+            self._log._positions[self.consumer] = position
+
+    def committed(self) -> int:
+        """The committed position (0 for none)."""
+        with self._log._lock:
+            return self._log._positions.get(self.consumer, 0)
+
+    def seek(self, position: int) -> None:
+        """Read after `position` from the next fetch on."""
+        self._read_to = position
+
+    def lag(self) -> tuple[int, float]:
+        """Records after the committed position, and the age of the oldest."""
+        with self._log._lock:
+            after = self._log._positions.get(self.consumer, 0)
+            waiting = self._log._rows[after:]
+        if not waiting:
+            return 0, 0.0
+        return len(waiting), max(0.0, time.time() - waiting[0][1].received_us / 1e6)
+
+    def wake(self) -> None:
+        """End a waiting fetch early."""
+        with self._log._appended:
+            self._woken = True
+            self._log._appended.notify_all()
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -19,3 +19,14 @@ SELECT seq, received_us, body FROM events WHERE seq = ?;
 -- name: keep_until
 INSERT INTO kept_until (seq, until_us) SELECT seq, ? FROM events WHERE tenant = ? AND id = ?
 ON CONFLICT (seq) DO UPDATE SET until_us = max(until_us, excluded.until_us);
+
+-- name: first_record_after
+SELECT seq, received_us FROM events WHERE seq > ? ORDER BY seq LIMIT 1;
+
+-- name: subscription_position
+SELECT position FROM subscriptions WHERE consumer = ?;
+
+-- name: commit_subscription
+INSERT INTO subscriptions (consumer, position, committed_at) VALUES (?, ?, ?)
+ON CONFLICT (consumer) DO UPDATE SET position = excluded.position,
+    committed_at = excluded.committed_at;
