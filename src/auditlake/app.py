@@ -20,6 +20,7 @@ from auditlake.consumers.state import ConsumerState
 from auditlake.files import PRIVATE_UMASK
 from auditlake.journal.base import Journal
 from auditlake.journal.sqlite import SqliteJournal
+from auditlake.journal.sqlite_reader import SqliteJournalReader
 from auditlake.keys.sqlite import SqliteKeyStore
 from auditlake.lake.objects import LocalObjects, ObjectStore
 from auditlake.pollers.poller import Poller, PollObserver, Schedule
@@ -75,7 +76,7 @@ def build_consumers(settings: Settings) -> ConsumerGroup:
     archiver = ConsumerRunner(
         ARCHIVER,
         Archiver(lake_objects(settings)),
-        settings.journal_path,
+        SqliteJournalReader(settings.journal_path),
         state,
         batch_events=settings.lake.batch_events,
         batch_seconds=settings.lake.batch_seconds,

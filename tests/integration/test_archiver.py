@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,15 +17,17 @@ import duckdb
 import pytest
 
 from auditlake.consumers.archiver import Archiver
-from auditlake.consumers.runner import ConsumerRunner
+from auditlake.consumers.runner import Batch, ConsumerRunner
 from auditlake.consumers.state import ConsumerState
-from auditlake.core.event import Event, EventInput
+from auditlake.core.event import EventInput
 from auditlake.core.normalize import Limits, Origin, normalize
 from auditlake.core.times import format_rfc3339 as rfc3339
 from auditlake.errors import AuditlakeError, ConfigError, Unavailable
 from auditlake.journal.sqlite import SqliteJournal
+from auditlake.journal.sqlite_reader import SqliteJournalReader
 from auditlake.lake.layout import read_rows
 from auditlake.lake.objects import LocalObjects
+from auditlake.sqlite_db import connect
 
 HOUR = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
@@ -51,9 +54,10 @@ def setup(tmp_path: Path) -> Any:
 
 def runner(setup: Any, sink: Any = None, **options: Any) -> ConsumerRunner:
     _journal, state, objects, tmp_path = setup
-    return ConsumerRunner(
-        "archiver", sink or Archiver(objects), tmp_path / "journal.db", state, **options
-    )
+    now_us = options.get("now_us")
+    clock = (lambda: now_us() / 1e6) if now_us else time.time  # one clock for both
+    reader = SqliteJournalReader(tmp_path / "journal.db", clock=clock)
+    return ConsumerRunner("archiver", sink or Archiver(objects), reader, state, **options)
 
 
 def lake_ids(objects: LocalObjects) -> list[tuple[str, str]]:
@@ -101,11 +105,13 @@ def test_partitions_by_tenant_and_hour_readable_by_duckdb(setup: Any) -> None:
 
 
 def test_redelivery_and_late_events_leave_each_event_once_in_its_hour(setup: Any) -> None:
-    journal, state, objects, _tmp = setup
+    journal, _state, objects, tmp_path = setup
     append(journal, "acme", ["e1", "e2"], HOUR)
-    archiver = runner(setup)
-    archiver.step(flush=True)
-    state._conn.execute("UPDATE cursors SET seq = 0")  # a crash before the cursor moved
+    runner(setup).step(flush=True)
+    conn = connect(tmp_path / "journal.db")  # a crash before the commit
+    conn.execute("DELETE FROM subscriptions")
+    conn.close()
+    archiver = runner(setup)  # the next process
     assert archiver.step(flush=True) == 2
     append(journal, "acme", ["late"], HOUR + timedelta(minutes=30))
     archiver.step(flush=True)
@@ -121,12 +127,13 @@ def test_two_archivers_racing_on_one_partition_lose_nothing(setup: Any) -> None:
     journal, _state, objects, tmp_path = setup
     ids = [f"r{n}" for n in range(200)]
     append(journal, "acme", ids, HOUR)
-    # Two independent consumers (own state) write the same events at once.
+    # Two independent consumers (own names and state) write the same events at once.
     states = [ConsumerState(tmp_path / f"c{n}.db") for n in range(2)]
     racers = [
-        ConsumerRunner("archiver", Archiver(LocalObjects(tmp_path / "lake")),
-                       tmp_path / "journal.db", s, batch_events=7, catch_up_events=7)
-        for s in states
+        ConsumerRunner(f"archiver-{n}", Archiver(LocalObjects(tmp_path / "lake")),
+                       SqliteJournalReader(tmp_path / "journal.db"), s,
+                       batch_events=7, catch_up_events=7)
+        for n, s in enumerate(states)
     ]  # fmt: skip
     threads = [
         threading.Thread(target=lambda r=r: [r.step(flush=True) for _ in range(40)]) for r in racers
@@ -164,7 +171,8 @@ class FlakySink:
         self.written: list[str] = []
         self.calls = 0
 
-    def write(self, events: list[Event]) -> None:
+    def write(self, batch: Batch) -> None:
+        events = batch.events()
         self.calls += 1
         if self.transient:
             raise Unavailable("the bucket is unreachable")
@@ -179,11 +187,12 @@ def test_a_permanent_failure_dead_letters_only_its_event(setup: Any) -> None:
     journal, state, _objects, _tmp = setup
     append(journal, "acme", ["p1", "poison", "p3"], HOUR)
     sink = FlakySink(poison="poison")
-    assert runner(setup, sink).step(flush=True) == 3
+    archiver = runner(setup, sink)
+    assert archiver.step(flush=True) == 3
     assert sink.written == ["p1", "p3"]
     [letter] = state.dead_letters("archiver")
     assert (letter.seq, letter.reason) == (2, "cannot archive poison")
-    assert state.cursor("archiver") == 3
+    assert archiver.committed() == 3
 
 
 def test_a_transient_failure_or_a_wrong_setup_keeps_the_cursor(setup: Any) -> None:
@@ -193,7 +202,7 @@ def test_a_transient_failure_or_a_wrong_setup_keeps_the_cursor(setup: Any) -> No
         runner(setup, FlakySink(transient=True)).step(flush=True)
     with pytest.raises(ConfigError):  # denied access is no fault of the events
         runner(setup, FlakySink(misconfigured=True)).step(flush=True)
-    assert state.cursor("archiver") == 0 and state.dead_letters("archiver") == []
+    assert runner(setup).committed() == 0 and state.dead_letters("archiver") == []
 
 
 def test_a_poison_event_is_found_by_halving_the_batch(setup: Any) -> None:
@@ -201,10 +210,11 @@ def test_a_poison_event_is_found_by_halving_the_batch(setup: Any) -> None:
     ids = [f"h{n:02d}" for n in range(32)]
     append(journal, "acme", ids, HOUR)
     sink = FlakySink(poison="h21")
-    assert runner(setup, sink).step(flush=True) == 32
+    archiver = runner(setup, sink)
+    assert archiver.step(flush=True) == 32
     assert sink.written == [i for i in ids if i != "h21"]
     assert [letter.seq for letter in state.dead_letters("archiver")] == [22]
-    assert state.output_through("archiver") == 21 and state.cursor("archiver") == 32
+    assert archiver.output_through() == 21 and archiver.committed() == 32
     assert sink.calls <= 1 + 2 * 5  # halving 32 down to 1: two writes per level
 
 
@@ -245,9 +255,21 @@ def test_during_a_burst_full_batches_wait_for_their_age(setup: Any) -> None:
 
 
 def test_a_consumer_behind_takes_larger_batches_up_to_its_catch_up_size(setup: Any) -> None:
-    journal, state, objects, _tmp = setup
+    journal, _state, objects, _tmp = setup
     archiver = runner(setup, batch_events=3, catch_up_events=5)
     append(journal, "acme", [f"k{n}" for n in range(12)], HOUR)
     assert [archiver.step() for _ in range(3)] == [5, 5, 0]  # then 2 of 3, young
     assert archiver.step(flush=True) == 2
-    assert state.cursor("archiver") == 12 and len(lake_ids(objects)) == 12
+    assert archiver.committed() == 12 and len(lake_ids(objects)) == 12
+
+
+def test_a_cursor_kept_before_subscriptions_is_where_the_consumer_resumes(setup: Any) -> None:
+    journal, state, objects, _tmp = setup
+    append(journal, "acme", [f"u{n}" for n in range(5)], HOUR)
+    state._conn.execute(  # as an earlier release left it
+        "INSERT INTO cursors (consumer, seq, updated_at) VALUES ('archiver', 3, 'then')"
+    )
+    archiver = runner(setup)
+    assert archiver.committed() == 3
+    assert archiver.step(flush=True) == 2
+    assert sorted(lake_ids(objects)) == [("acme", "u3"), ("acme", "u4")]

@@ -129,11 +129,11 @@ def test_the_archivers_first_batch_moves_the_legacy_lake(store: ObjectStore) -> 
     events = legacy_lake(store)
     fresh = [event("acme", "fresh", START), event("zeta", "z", START)]
     archiver = Archiver(store)
-    archiver.write(fresh)
+    archiver.archive(fresh)
     assert in_layout(store) == once(events + fresh)
     assert legacy_files(store) == [NOTES, JUNK]
     assert archiver.rows_written == 2
-    archiver.write([event("acme", "later", START)])  # moved once per archiver
+    archiver.archive([event("acme", "later", START)])  # moved once per archiver
     assert in_layout(store)[("acme", "later")] == 1
 
 
@@ -261,7 +261,7 @@ def test_after_archiving_and_moving_the_lake_holds_only_parquet_files(tmp_path: 
         assert stored is not None and objects.delete(path, stored[1])
     _old_versions_leftovers(root)
     fresh = [event("acme", "fresh", START), event("Acme", "capital", START)]
-    Archiver(objects).write(fresh)
+    Archiver(objects).archive(fresh)
     data = sorted(
         p.relative_to(root).as_posix() for p in root.rglob("*") if ".locks" not in p.parts
     )
@@ -291,14 +291,14 @@ class Clock:
 def test_the_archiver_moves_legacy_files_again_every_interval(store: ObjectStore) -> None:
     clock = Clock()
     archiver = Archiver(store, migrate_seconds=300, clock=clock)
-    archiver.write([event("acme", "first", START)])
+    archiver.archive([event("acme", "first", START)])
     late = event("acme", "late-legacy", START)  # an older version, still running
     assert store.put(legacy_path("acme", START), merge(None, [late])[0], None)
     clock.now = 299
-    archiver.write([event("acme", "second", START)])
+    archiver.archive([event("acme", "second", START)])
     assert len(legacy_files(store)) == 1  # not yet: a move costs a listing
     clock.now = 300
-    archiver.write([event("acme", "third", START)])
+    archiver.archive([event("acme", "third", START)])
     assert legacy_files(store) == []
     assert set(in_layout(store)) == {
         ("acme", i) for i in ("first", "second", "third", "late-legacy")
@@ -322,11 +322,11 @@ def test_a_later_move_that_fails_does_not_stop_archiving(tmp_path: Path) -> None
     archiver = Archiver(store, migrate_seconds=60, clock=clock)
     store.down = True
     with pytest.raises(Unavailable):  # the first move must succeed before any batch
-        archiver.write([event("acme", "a", START)])
+        archiver.archive([event("acme", "a", START)])
     store.down = False
-    archiver.write([event("acme", "a", START)])
+    archiver.archive([event("acme", "a", START)])
     store.down, clock.now = True, 60
-    archiver.write([event("acme", "b", START)])  # logged, tried again later
+    archiver.archive([event("acme", "b", START)])  # logged, tried again later
     assert set(in_layout(store.inner)) == {("acme", "a"), ("acme", "b")}
 
 
@@ -334,7 +334,7 @@ def test_a_legacy_file_written_after_the_move_is_found_at_once(store: ObjectStor
     # An older version writing during the upgrade: its file must never be
     # hidden from a reader that has seen the tenant's layout alone before.
     reader = LakeReader(store)
-    Archiver(store).write([event("acme", "new", START)])
+    Archiver(store).archive([event("acme", "new", START)])
     assert [e.id for e in reader.search(Query("acme", Filters(), "asc", 10)).events] == ["new"]
     late = event("acme", "late-legacy", START + timedelta(minutes=1))
     assert store.put(legacy_path("acme", START), merge(None, [late])[0], None)

@@ -496,9 +496,9 @@ def test_a_failed_put_then_the_retried_batch_leaves_each_event_once(store: Objec
     events = _events("acme", [f"e{n}" for n in range(300)])  # two hours: two partitions
     flaky = Archiver(FailingPuts(store, failures=1))
     with pytest.raises(Unavailable):
-        flaky.write(events)  # the consumer's cursor stays: it retries the batch
-    flaky.write(events)
-    Archiver(store).write(events[:50])  # and a redelivery changes nothing
+        flaky.archive(events)  # the consumer's cursor stays: it retries the batch
+    flaky.archive(events)
+    Archiver(store).archive(events[:50])  # and a redelivery changes nothing
     assert _archived(store) == sorted(e.id for e in events)
 
 
@@ -507,7 +507,7 @@ def test_two_archivers_racing_on_a_partition_keep_every_event_once(store: Object
     events = _events("acme", ids)
     halves = [events[::2] + events[:40], events[1::2] + events[:40]]  # with an overlap
     threads = [
-        threading.Thread(target=Archiver(store).write, args=(half[i : i + 37],))
+        threading.Thread(target=Archiver(store).archive, args=(half[i : i + 37],))
         for half in halves
         for i in range(0, len(half), 37)
     ]

@@ -14,7 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from auditlake.app import ARCHIVER, build_services
+from auditlake.app import ARCHIVER, build_consumers, build_services
 from auditlake.cli import app as cli
 from auditlake.config import Settings, load_settings
 from auditlake.consumers.state import ConsumerState
@@ -86,11 +86,11 @@ def every_page(client: TestClient, headers: dict[str, str], **params: Any) -> li
 
 
 def retention(settings: Settings, now: datetime | None = None) -> SqliteRetention:
-    state = ConsumerState(settings.consumers_path)
+    [archiver] = build_consumers(settings).runners
     moment = now or datetime.now(UTC)
     return SqliteRetention(
         settings.store_path, settings.journal_path, settings.retention,
-        archived=lambda: state.output_through(ARCHIVER),
+        archived=archiver.output_through,
         now_us=lambda: int(moment.timestamp() * 1e6),
     )  # fmt: skip
 

@@ -198,3 +198,24 @@ def test_a_record_decodes_to_the_stored_event(backend: Backend) -> None:
     assert record.body == sent.body
     assert record.received_us == sent.received_us
     assert record.event() == msgspec.json.decode(sent.body, type=type(sent.event))
+
+
+def test_a_record_is_read_by_its_position(backend: Backend) -> None:
+    backend.append(3)
+    records = backend.reader.subscribe("archiver").fetch(3)
+    again = backend.reader.record(records[1].position)
+    assert again == records[1]
+    assert backend.reader.record(records[-1].position + 100) is None
+    assert backend.reader.record(0) is None
+
+
+def test_another_view_of_a_consumer_sees_its_commits(backend: Backend) -> None:
+    """The parent's view of a consumer child (lag for /metrics) follows the
+    child's commits."""
+    backend.append(4)
+    view = backend.reader.subscribe("archiver")
+    assert view.lag()[0] == 4
+    worker = backend.reader.subscribe("archiver")
+    worker.commit(worker.fetch(3)[-1].position)
+    assert view.lag()[0] == 1
+    assert view.committed() == worker.committed()

@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from functools import partial
 
+from auditlake.consumers.runner import Batch
 from auditlake.core.event import Event, to_micros
 from auditlake.errors import AuditlakeError
 from auditlake.lake.layout import HOUR_US, merge, merge_into
@@ -51,7 +52,11 @@ class Archiver:
         self._clock = clock
         self._migrated_at: float | None = None  # clock() of the last move
 
-    def write(self, events: list[Event]) -> None:
+    def write(self, batch: Batch) -> None:
+        """`archive` the batch's events (the `Sink` side)."""
+        self.archive(batch.events())
+
+    def archive(self, events: list[Event]) -> None:
         """Merge `events` into their partitions; durable on return. The first
         call moves a legacy lake first (an error there fails the call, and
         the batch is tried again); later calls move again every

@@ -62,7 +62,7 @@ class ConsumerProcess:
 
     def output_through(self, consumer: str) -> int:
         """The last journal seq up to which `consumer`'s output has every event."""
-        return self._group.state.output_through(consumer)
+        return next(r for r in self.runners if r.name == consumer).output_through()
 
     def healthy(self) -> bool:
         """False once the supervisor has stopped (stopped, or given up)."""

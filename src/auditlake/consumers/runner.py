@@ -1,12 +1,14 @@
-"""A journal consumer: reads the journal after its durable cursor, in batches,
-hands each batch to its sink, and moves the cursor only once the sink's
-output is durable.
+"""A journal consumer: reads its `Subscription` of the journal in batches,
+hands each batch to its sink, and commits the batch's last position only
+once the sink's output is durable.
 
 Lifecycle contract of a `Sink`:
 
-- `write(events)` makes its output for every event durable before it
-  returns, idempotently by `(tenant, id)`: the same events written twice
-  (after a crash between the output and the cursor) leave the same output.
+- `write(batch)` makes its output for every record of the batch durable
+  before it returns, idempotently by `(tenant, id)`: the same records written
+  twice (after a crash between the output and the commit) leave the same
+  output. The batch carries the records' journal positions and stored bytes,
+  and decodes their events once, when first asked.
 - It raises a transient `AuditlakeError` when retrying may help, or a
   `ConfigError` when its setup is wrong (a missing bucket, denied access):
   the runner retries the batch with capped exponential backoff, so the
@@ -32,28 +34,47 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Protocol
-
-import msgspec
 
 from auditlake.consumers.state import ConsumerState
 from auditlake.core.event import Event
 from auditlake.errors import AuditlakeError, ConfigError
-from auditlake.sqlite_db import DbConnection, connect, fetch_all, query, scalar
+from auditlake.journal.base import JournalReader, Record, Subscription
 
 log = logging.getLogger(__name__)
-_decode = msgspec.json.Decoder(Event).decode
-Record = tuple[int, int, bytes]  # seq, received_us, body
 # The most events one flush takes when more are waiting (about 150 MB decoded).
 CATCH_UP_EVENTS = 50_000
+
+
+class Batch:
+    """Journal records for a sink, in position order; their events are
+    decoded once, on the first call of `events()`."""
+
+    def __init__(self, records: list[Record], events: list[Event] | None = None) -> None:
+        self.records = records
+        self._events = events
+
+    def events(self) -> list[Event]:
+        """The records' events, in the same order."""
+        if self._events is None:
+            self._events = [record.event() for record in self.records]
+        return self._events
+
+    def split(self) -> tuple[Batch, Batch]:
+        """The first and the second half (decoded events go with them)."""
+        half = len(self.records) // 2
+        events = self._events
+        return (
+            Batch(self.records[:half], events[:half] if events is not None else None),
+            Batch(self.records[half:], events[half:] if events is not None else None),
+        )
 
 
 class Sink(Protocol):
     """Where a consumer's output goes."""
 
-    def write(self, events: list[Event]) -> None:
-        """Make the output of `events` durable (idempotent by tenant and id)."""
+    def write(self, batch: Batch) -> None:
+        """Make the output of `batch` durable (idempotent by tenant and id)."""
         ...
 
 
@@ -64,7 +85,7 @@ class ConsumerRunner:
         self,
         name: str,
         sink: Sink,
-        journal_path: Path,
+        reader: JournalReader,
         state: ConsumerState,
         *,
         batch_events: int = 10_000,
@@ -76,7 +97,7 @@ class ConsumerRunner:
     ) -> None:
         self.name = name
         self._sink = sink
-        self._journal_path = journal_path
+        self._reader = reader
         self._state = state
         self._batch_events = batch_events
         self._batch_us = int(batch_seconds * 1_000_000)
@@ -84,7 +105,7 @@ class ConsumerRunner:
         self._poll = poll_seconds
         self._max_backoff = max_backoff
         self._now_us = now_us
-        self._journal: DbConnection | None = None
+        self._subscription: Subscription | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._sampled_at, self._sampled_head, self._busy = 0.0, 0, False
@@ -92,16 +113,20 @@ class ConsumerRunner:
     def step(self, *, flush: bool = False) -> int:
         """Write one batch if one is due (or any waiting events, with `flush`);
         returns how many events it handled."""
-        cursor = self._state.cursor(self.name)
-        waiting, age_us = self._waiting(cursor)
+        subscription = self._subscribed()
+        waiting, age = subscription.lag()
         if not waiting:
             return 0
-        full, old = waiting >= self._batch_events, age_us >= self._batch_us
+        full, old = waiting >= self._batch_events, age * 1e6 >= self._batch_us
         if not (flush or old or (full and not self._ingest_busy())):
             return 0
-        records = self._records(cursor, self._flush_limit)
-        self._write(records)
-        self._state.advance(self.name, records[-1][0])
+        # From the commit on: a batch that failed before is read again.
+        subscription.seek(subscription.committed())
+        records = subscription.fetch(self._flush_limit)
+        if not records:  # retention removed what waited
+            return 0
+        self._write_or_split(Batch(records))
+        subscription.commit(records[-1].position)
         return len(records)
 
     def _ingest_busy(self) -> bool:
@@ -110,7 +135,7 @@ class ConsumerRunner:
         age so that archiving takes no CPU from ingest and indexing."""
         now = self._now_us() / 1e6
         if now - self._sampled_at >= 1.0:
-            head = self._head()
+            head = self._reader.head()
             if self._sampled_at:
                 rate = (head - self._sampled_head) / (now - self._sampled_at)
                 self._busy = rate > self._batch_events
@@ -118,29 +143,31 @@ class ConsumerRunner:
         return self._busy
 
     def lag(self) -> tuple[int, float]:
-        """Events after the cursor, and seconds since the oldest of them was received."""
-        waiting, age_us = self._waiting(self._state.cursor(self.name))
-        return waiting, age_us / 1e6
+        """Events after the committed position, and seconds since the oldest
+        of them was received."""
+        return self._subscribed().lag()
 
-    def _waiting(self, cursor: int) -> tuple[int, int]:
-        """Events after `cursor` (from the journal's head, without reading
-        them), and microseconds since the oldest of them was received."""
-        oldest = self._records(cursor, 1)
-        if not oldest:
-            return 0, 0
-        return self._head() - oldest[0][0] + 1, self._now_us() - oldest[0][1]
+    def committed(self) -> int:
+        """The last journal position whose output is durable (0: none)."""
+        return self._subscribed().committed()
+
+    def output_through(self) -> int:
+        """The last journal position up to which every event has this
+        consumer's output: the committed one, or just before the first dead
+        letter (which has none)."""
+        return self._state.output_through(self.name, self.committed())
 
     def replay_dead_letters(self) -> tuple[int, int]:
         """Hand the dead-lettered events to the sink again; those it takes are
         forgotten. Returns (replayed, still failing)."""
         replayed = failing = 0
         for letter in self._state.dead_letters(self.name):
-            rows = fetch_all(self._db(), query("journal", "records_by_seq"), (letter.seq,))
-            if not rows:  # not in the journal (any more): nothing to replay
+            record = self._reader.record(letter.seq)
+            if record is None:  # not in the journal (any more): nothing to replay
                 self._state.forget(self.name, letter.seq)
                 continue
             try:
-                self._sink.write([_decode(bytes(rows[0][2]))])
+                self._sink.write(Batch([record]))
             except AuditlakeError as exc:
                 failing += 1
                 self._state.dead_letter(self.name, letter.seq, exc.message)
@@ -157,11 +184,13 @@ class ConsumerRunner:
     def stop(self, timeout: float = 60.0) -> None:
         """Flush what is waiting, then stop the thread."""
         self._stopping.set()
+        if self._subscription is not None:
+            self._subscription.wake()
         if self._thread is not None:
             self._thread.join(timeout)
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
+        if self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
 
     def _run(self) -> None:
         failures = 0
@@ -182,38 +211,32 @@ class ConsumerRunner:
             if not written or failures:
                 self._stopping.wait(wait)
 
-    def _write(self, records: list[Record]) -> None:
-        """Write a batch, dead-lettering the events a permanent error is about."""
-        self._write_or_split([r[0] for r in records], [_decode(r[2]) for r in records])
-
-    def _write_or_split(self, seqs: list[int], events: list[Event]) -> None:
-        """On a permanent error, write each half alone, down to single events
-        that are dead-lettered: a poison event costs about log2(n) writes of
-        its neighbours, not one write per event of the batch."""
+    def _write_or_split(self, batch: Batch) -> None:
+        """Write a batch; on a permanent error, write each half alone, down to
+        single events that are dead-lettered: a poison event costs about
+        log2(n) writes of its neighbours, not one write per event."""
         try:
-            self._sink.write(events)
+            self._sink.write(batch)
         except AuditlakeError as exc:
             if exc.transient or isinstance(exc, ConfigError):
                 raise
-            if len(events) == 1:
-                self._state.dead_letter(self.name, seqs[0], exc.message)
+            if len(batch.records) == 1:
+                self._state.dead_letter(self.name, batch.records[0].position, exc.message)
                 return
-            half = len(events) // 2
-            self._write_or_split(seqs[:half], events[:half])
-            self._write_or_split(seqs[half:], events[half:])
+            for half in batch.split():
+                self._write_or_split(half)
 
-    def _head(self) -> int:
-        """The journal's last seq."""
-        return int(scalar(self._db(), query("journal", "last_seq")))
-
-    def _records(self, after: int, limit: int) -> list[Record]:
-        rows = fetch_all(self._db(), query("journal", "records_after"), (after, limit))
-        return [(int(s), int(r), bytes(b)) for s, r, b in rows]
-
-    def _db(self) -> DbConnection:
-        if self._journal is None:
-            self._journal = connect(self._journal_path)
-        return self._journal
+    def _subscribed(self) -> Subscription:
+        """This consumer's subscription, opened on first use. A consumer that
+        kept its cursor in the consumers database before subscriptions
+        existed resumes from it once."""
+        if self._subscription is None:
+            subscription = self._reader.subscribe(self.name)
+            legacy = self._state.legacy_cursor(self.name)
+            if subscription.committed() < legacy:
+                subscription.commit(legacy)
+            self._subscription = subscription
+        return self._subscription
 
 
 class ConsumerGroup:

@@ -1,6 +1,6 @@
-"""Consumers' durable state in the embedded `consumers` database: one cursor
-(the last journal seq whose output is durable) per consumer, and the events
-each could not process, with the reason."""
+"""Consumers' durable state in the embedded `consumers` database: the events
+each could not process, with the reason. (Positions live in the journal's
+subscriptions; the `cursors` of earlier releases are read once, to resume.)"""
 
 from __future__ import annotations
 
@@ -28,24 +28,20 @@ class ConsumerState:
         self._conn = open_database(path, "consumers")
         self._lock = threading.Lock()
 
-    def cursor(self, consumer: str) -> int:
-        """The last journal seq `consumer` has made durable (0: none)."""
+    def legacy_cursor(self, consumer: str) -> int:
+        """The last journal seq `consumer` made durable before positions
+        moved to the journal's subscriptions (0: none)."""
         with self._lock:
             seq = scalar(self._conn, query("consumers", "get_cursor"), (consumer,))
         return 0 if seq is None else int(seq)
 
-    def output_through(self, consumer: str) -> int:
-        """The last journal seq up to which every event has `consumer`'s output:
-        its cursor, or just before its first dead letter (which has none)."""
+    def output_through(self, consumer: str, committed: int) -> int:
+        """The last journal seq up to which every event has `consumer`'s
+        output: its `committed` position, or just before its first dead
+        letter (which has none)."""
         with self._lock:
             first = scalar(self._conn, query("consumers", "first_dead_letter"), (consumer,))
-        cursor = self.cursor(consumer)
-        return cursor if first is None else min(cursor, int(first) - 1)
-
-    def advance(self, consumer: str, seq: int) -> None:
-        """Move the cursor to `seq`; never backwards (durable on return)."""
-        with self._lock:
-            self._conn.execute(query("consumers", "set_cursor"), (consumer, seq, _now()))
+        return committed if first is None else min(committed, int(first) - 1)
 
     def dead_letter(self, consumer: str, seq: int, reason: str) -> None:
         """Record that `consumer` could not process journal event `seq`."""

@@ -186,6 +186,9 @@ class JournalReader(Protocol):
     def head(self) -> int:
         """The position of the newest record (0 for an empty journal)."""
 
+    def record(self, position: int) -> Record | None:
+        """The record at `position`, or None (never there, or removed)."""
+
 
 def resolve(future: Future[Any], value: Any) -> None:
     """Set a result unless the waiter already gave up (cancelled the future)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 
 from auditlake.core.event import StoredEvent
@@ -22,7 +23,8 @@ from auditlake.store.base import Page
 class MemoryEventLog:
     """`Journal`, `JournalReader` and `EventStore` over a Python list."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock  # seconds since the epoch, for the age in lag()
         self._rows: list[tuple[int, StoredEvent]] = []
         # Per stored key: its body, and its fingerprint once a send under
         # that key needed it (as the SQLite journal caches it).
@@ -123,6 +125,14 @@ class MemoryEventLog:
         with self._lock:
             return len(self._rows)
 
+    def record(self, position: int) -> Record | None:
+        """The record at `position`, or None."""
+        with self._lock:
+            if not 0 < position <= len(self._rows):
+                return None
+            stored = self._rows[position - 1][1]
+        return Record(position, stored.received_us, stored.body)
+
 
 class MemorySubscription:
     """`Subscription` of one consumer of a `MemoryEventLog`."""
@@ -177,7 +187,7 @@ class MemorySubscription:
             waiting = self._log._rows[after:]
         if not waiting:
             return 0, 0.0
-        return len(waiting), max(0.0, time.time() - waiting[0][1].received_us / 1e6)
+        return len(waiting), max(0.0, self._log._clock() - waiting[0][1].received_us / 1e6)
 
     def wake(self) -> None:
         """End a waiting fetch early."""

@@ -8,10 +8,13 @@ relaying its news over a pipe) cuts the wait short with `wake()`.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from auditlake.journal.base import Record
 from auditlake.sqlite_db import DbConnection, fetch_all, open_database, query, scalar
@@ -22,19 +25,37 @@ POLL_SECONDS = 0.05
 class SqliteJournalReader:
     """`JournalReader` over the journal database at `path`."""
 
-    def __init__(self, path: Path, *, poll_seconds: float = POLL_SECONDS) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        poll_seconds: float = POLL_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._path = path
         self._poll = poll_seconds
+        self._clock = clock  # seconds since the epoch, for the age in lag()
 
     def subscribe(self, consumer: str) -> SqliteSubscription:
         """A subscription resuming after `consumer`'s committed position."""
-        return SqliteSubscription(self._path, consumer, self._poll)
+        return SqliteSubscription(self._path, consumer, self._poll, self._clock)
 
     def head(self) -> int:
         """The newest seq (0 for an empty journal)."""
+        with self._connection() as conn:
+            return int(scalar(conn, query("journal", "last_seq")))
+
+    def record(self, position: int) -> Record | None:
+        """The record at seq `position`, or None."""
+        with self._connection() as conn:
+            rows = fetch_all(conn, query("journal", "records_by_seq"), (position,))
+        return _records(rows)[0] if rows else None
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[DbConnection]:
         conn = open_database(self._path, "journal")
         try:
-            return int(scalar(conn, query("journal", "last_seq")))
+            yield conn
         finally:
             conn.close()
 
@@ -43,13 +64,15 @@ class SqliteSubscription:
     """`Subscription` of one consumer; one connection, used by one thread at
     a time (`wake()` excepted)."""
 
-    def __init__(self, path: Path, consumer: str, poll_seconds: float) -> None:
+    def __init__(
+        self, path: Path, consumer: str, poll_seconds: float, clock: Callable[[], float]
+    ) -> None:
         self.consumer = consumer
         self._conn: DbConnection = open_database(path, "journal")
         self._poll = poll_seconds
+        self._clock = clock
         self._news = threading.Event()
-        self._committed = self._stored_position()
-        self._read_to = self._committed
+        self._read_to = self.committed()
 
     def fetch(self, max_events: int, max_wait: float = 0.0) -> list[Record]:
         """Up to `max_events` records after the last one fetched, waiting up
@@ -62,7 +85,7 @@ class SqliteSubscription:
                 self._conn, query("journal", "records_after"), (self._read_to, max_events)
             )
             if rows:
-                records = [Record(int(s), int(r), bytes(b)) for s, r, b in rows]
+                records = _records(rows)
                 self._read_to = records[-1].position
                 return records
             left = deadline - time.monotonic()
@@ -73,17 +96,19 @@ class SqliteSubscription:
     def commit(self, position: int) -> None:
         """Store `position` as committed (durable on return); ValueError if
         it is below the committed one."""
-        if position < self._committed:
+        committed = self.committed()
+        if position < committed:
             raise ValueError(
-                f"{self.consumer}: commit {position} is behind the committed {self._committed}"
+                f"{self.consumer}: commit {position} is behind the committed {committed}"
             )
         now = datetime.now(UTC).isoformat()
         self._conn.execute(query("journal", "commit_subscription"), (self.consumer, position, now))
-        self._committed = position
 
     def committed(self) -> int:
-        """The committed position (0 for none)."""
-        return self._committed
+        """The committed position (0 for none), as stored: another process
+        (the consumer, when this is its parent's view) may move it."""
+        stored = scalar(self._conn, query("journal", "subscription_position"), (self.consumer,))
+        return 0 if stored is None else int(stored)
 
     def seek(self, position: int) -> None:
         """Read after `position` from the next fetch on."""
@@ -92,12 +117,12 @@ class SqliteSubscription:
     def lag(self) -> tuple[int, float]:
         """Records after the committed position (from the head, not counted
         one by one), and seconds since the oldest of them was received."""
-        first = fetch_all(self._conn, query("journal", "first_record_after"), (self._committed,))
+        first = fetch_all(self._conn, query("journal", "first_record_after"), (self.committed(),))
         if not first:
             return 0, 0.0
         seq, received_us = first[0]
         head = int(scalar(self._conn, query("journal", "last_seq")))
-        return head - int(seq) + 1, max(0.0, time.time() - int(received_us) / 1e6)
+        return head - int(seq) + 1, max(0.0, self._clock() - int(received_us) / 1e6)
 
     def wake(self) -> None:
         """End a waiting fetch early (from any thread)."""
@@ -107,6 +132,7 @@ class SqliteSubscription:
         """Close the connection; the committed position stays."""
         self._conn.close()
 
-    def _stored_position(self) -> int:
-        stored = scalar(self._conn, query("journal", "subscription_position"), (self.consumer,))
-        return 0 if stored is None else int(stored)
+
+def _records(rows: list[tuple[Any, ...]]) -> list[Record]:
+    """Records of `records_after` / `records_by_seq` rows."""
+    return [Record(int(seq), int(received), bytes(body)) for seq, received, body in rows]

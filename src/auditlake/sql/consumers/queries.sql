@@ -1,10 +1,6 @@
 -- name: get_cursor
 SELECT seq FROM cursors WHERE consumer = ?;
 
--- name: set_cursor
-INSERT INTO cursors (consumer, seq, updated_at) VALUES (?, ?, ?)
-ON CONFLICT (consumer) DO UPDATE SET seq = max(seq, excluded.seq), updated_at = excluded.updated_at;
-
 -- name: insert_dead_letter
 INSERT INTO dead_letters (consumer, seq, reason, recorded_at) VALUES (?, ?, ?, ?)
 ON CONFLICT (consumer, seq) DO UPDATE SET reason = excluded.reason;

@@ -28,5 +28,5 @@ SELECT position FROM subscriptions WHERE consumer = ?;
 
 -- name: commit_subscription
 INSERT INTO subscriptions (consumer, position, committed_at) VALUES (?, ?, ?)
-ON CONFLICT (consumer) DO UPDATE SET position = excluded.position,
+ON CONFLICT (consumer) DO UPDATE SET position = max(position, excluded.position),
     committed_at = excluded.committed_at;
