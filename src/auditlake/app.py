@@ -9,6 +9,7 @@ each other's write lock.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from starlette.applications import Starlette
 
@@ -18,9 +19,10 @@ from auditlake.consumers.process import ConsumerProcess
 from auditlake.consumers.runner import ConsumerGroup, ConsumerRunner
 from auditlake.consumers.state import ConsumerState
 from auditlake.files import PRIVATE_UMASK
-from auditlake.journal.base import Journal
+from auditlake.journal.base import CommitObserver, Journal
 from auditlake.journal.sqlite import SqliteJournal
 from auditlake.journal.sqlite_reader import SqliteJournalReader
+from auditlake.keys.base import KeyStore
 from auditlake.keys.sqlite import SqliteKeyStore
 from auditlake.lake.objects import LocalObjects, ObjectStore
 from auditlake.pollers.poller import Poller, PollObserver, Schedule
@@ -29,8 +31,9 @@ from auditlake.pollers.state import PollerState
 from auditlake.process_tuning import freeze_startup_objects, tune_allocator
 from auditlake.store.base import EventStore
 from auditlake.store.recorder_process import RecorderProcess
+from auditlake.store.retention import Keeper, RetentionRunner
 from auditlake.store.sqlite import SqliteStore
-from auditlake.store.sqlite_retention import RetentionRunner, SqliteRetention
+from auditlake.store.sqlite_retention import SqliteKeeper, SqliteRetention
 from auditlake.web.app import create_app
 from auditlake.web.metrics import Metrics
 from auditlake.web.services import Services
@@ -47,13 +50,7 @@ def build_services(settings: Settings) -> Services:
         batch_events=settings.index_batch_events,
         on_step=metrics.observe_index,
     )
-    journal = SqliteJournal(
-        settings.journal_path,
-        queue_capacity=settings.queue_capacity,
-        max_commit_events=settings.max_commit_events,
-        on_commit=metrics.observe_commit,
-        on_durable=recorder.notify,
-    )
+    journal = build_journal(settings, on_commit=metrics.observe_commit, on_durable=recorder.notify)
     consumers = (
         ConsumerProcess(settings, build_consumers(settings)) if settings.lake.enabled else None
     )
@@ -61,13 +58,39 @@ def build_services(settings: Settings) -> Services:
         settings=settings,
         journal=journal,
         store=build_store(settings),
-        keys=SqliteKeyStore(settings.keys_path),
+        keys=build_keys(settings),
         metrics=metrics,
         recorder=recorder,
         pollers=build_pollers(settings, journal, metrics) if settings.sources.cloudflare else None,
         consumers=consumers,
         retention=build_retention(settings, consumers) if consumers else None,
     )
+
+
+def build_journal(
+    settings: Settings,
+    *,
+    on_commit: CommitObserver | None = None,
+    on_durable: Callable[[int], None] | None = None,
+) -> Journal:
+    """The journal (not started); `on_durable(position)` after each commit."""
+    return SqliteJournal(
+        settings.journal_path,
+        queue_capacity=settings.queue_capacity,
+        max_commit_events=settings.max_commit_events,
+        on_commit=on_commit,
+        on_durable=on_durable,
+    )
+
+
+def build_keeper(settings: Settings) -> Keeper:
+    """Where rehydrate asks retention to keep events for a while."""
+    return SqliteKeeper(settings.journal_path)
+
+
+def build_keys(settings: Settings) -> KeyStore:
+    """The API keys' store."""
+    return SqliteKeyStore(settings.keys_path)
 
 
 def build_consumers(settings: Settings) -> ConsumerGroup:

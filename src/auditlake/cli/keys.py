@@ -19,8 +19,7 @@ from auditlake.cli.common import (
 )
 from auditlake.core.event import check_tenant
 from auditlake.errors import InvalidInput, NotFound
-from auditlake.keys.base import SCOPES, Scope
-from auditlake.keys.sqlite import SqliteKeyStore
+from auditlake.keys.base import SCOPES, KeyStore, Scope
 
 app = typer.Typer(
     cls=Group,
@@ -30,8 +29,10 @@ app = typer.Typer(
 )
 
 
-def _store(config: ConfigOption, data_dir: str | None) -> SqliteKeyStore:
-    return SqliteKeyStore(settings_from(config, data_dir=data_dir).keys_path)
+def _store(config: ConfigOption, data_dir: str | None) -> KeyStore:
+    from auditlake.app import build_keys  # the composition root
+
+    return build_keys(settings_from(config, data_dir=data_dir))
 
 
 @app.command(

@@ -26,7 +26,6 @@ from auditlake.cli.common import (
 from auditlake.config import Settings
 from auditlake.core.query import parse_time
 from auditlake.errors import AuditlakeError, ConfigError
-from auditlake.journal.sqlite import SqliteJournal
 from auditlake.pollers.poller import Poller, PollResult
 from auditlake.pollers.runner import PollerGroup
 
@@ -83,11 +82,11 @@ def cloudflare(
     A backfill (--since and --until) fetches that window and leaves the
     checkpoints alone. The exit code is 1 if any poll failed.
     """
-    from auditlake.app import build_pollers  # the composition root, with the web stack
+    from auditlake.app import build_journal, build_pollers  # the composition root
 
     window = _window(since, until)  # a mistyped flag is named before the config's problems
     settings = _only(settings_from(config, data_dir=data_dir), source or [])
-    journal = SqliteJournal(settings.journal_path, queue_capacity=settings.queue_capacity)
+    journal = build_journal(settings)
     journal.start()
     group = build_pollers(settings, journal, observer=None)  # no /metrics in a CLI run
     try:

@@ -61,11 +61,9 @@ def rehydrate(
     Running it twice stores nothing twice. The events stay searchable for the
     rehydrated_days of the retention settings, then retention removes them.
     """
-    from auditlake.app import lake_objects  # the composition root
-    from auditlake.journal.sqlite import SqliteJournal
+    from auditlake.app import build_journal, build_keeper, lake_objects  # the composition root
     from auditlake.lake.rehydrate import lake_tenants
     from auditlake.lake.rehydrate import rehydrate as run
-    from auditlake.sqlite_db import connect
 
     settings = settings_from(config, data_dir=data_dir)
     if not settings.lake.enabled:
@@ -80,16 +78,16 @@ def rehydrate(
     objects = lake_objects(settings)
     tenants = tenant or lake_tenants(objects)
     keep_until = time.time_ns() // 1000 + settings.retention.rehydrated_days * DAY_US
-    journal = SqliteJournal(settings.journal_path)
+    journal = build_journal(settings)
     journal.start()
-    journal_db = connect(settings.journal_path)
+    keeper = build_keeper(settings)
     try:
         with Progress(TextColumn("{task.description} {task.completed:,} events")) as bar:
             task = bar.add_task("rehydrating")
-            done = run(objects, journal, journal_db, tenants, window, keep_until,
+            done = run(objects, journal, keeper, tenants, window, keep_until,
                        on_page=lambda n: bar.advance(task, n))  # fmt: skip
     finally:
-        journal_db.close()
+        keeper.close()
         journal.close()
     typer.echo(
         f"{done.read} events read from the lake: {done.created} rehydrated, "

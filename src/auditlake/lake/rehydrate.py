@@ -15,11 +15,11 @@ import msgspec
 
 from auditlake.core.event import Event, StoredEvent, to_micros
 from auditlake.core.query import Filters, Query
-from auditlake.journal.sqlite import SqliteJournal
+from auditlake.journal.base import Journal
 from auditlake.lake.objects import ObjectStore
 from auditlake.lake.paths import tenant_of_folder
 from auditlake.lake.reader import LakePosition, LakeReader
-from auditlake.sqlite_db import DbConnection, query
+from auditlake.store.retention import Keeper
 
 PAGE = 1000
 _encode = msgspec.json.encode
@@ -42,15 +42,15 @@ def lake_tenants(objects: ObjectStore) -> list[str]:
 
 def rehydrate(
     objects: ObjectStore,
-    journal: SqliteJournal,
-    journal_db: DbConnection,
+    journal: Journal,
+    keeper: Keeper,
     tenants: list[str],
     window: tuple[int, int],
     keep_until_us: int,
     on_page: Callable[[int], None] = lambda _n: None,
 ) -> Rehydrated:
     """Append the lake's events of `tenants` in [since, until) to the journal
-    and keep them in the store until `keep_until_us`."""
+    and ask retention (`keeper`) to keep them until `keep_until_us`."""
     done = Rehydrated()
     reader = LakeReader(objects)
     for tenant in tenants:
@@ -62,9 +62,7 @@ def rehydrate(
             done.read += len(events)
             done.created += sum(r.status == "created" for r in results)
             done.duplicates += sum(r.status != "created" for r in results)
-            keep = [(keep_until_us, e.tenant, e.id) for e in events]
-            with journal_db:
-                journal_db.executemany(query("journal", "keep_until"), keep)
+            keeper.keep(keep_until_us, [(e.tenant, e.id) for e in events])
             on_page(len(events))
     return done
 

@@ -16,7 +16,6 @@ they are never returned, since every search joins the event index.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -101,32 +100,19 @@ def _delete(conn: DbConnection, seq: int, event: Event) -> None:
         conn.execute(query("store", name), (seq,))
 
 
-class RetentionRunner:
-    """Runs a retention pass every `every_seconds` in a daemon thread."""
+class SqliteKeeper:
+    """`Keeper` over the journal's `kept_until` table, which retention reads."""
 
-    def __init__(self, retention: SqliteRetention, every_seconds: float) -> None:
-        self._retention = retention
-        self._every = every_seconds
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+    def __init__(self, journal_path: Path) -> None:
+        self._conn = connect(journal_path)
 
-    def start(self) -> None:
-        """Start the thread; its first pass comes one interval after start."""
-        self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
-        self._thread.start()
+    def keep(self, until_us: int, keys: list[tuple[str, str]]) -> None:
+        """Keep the events of `keys` until `until_us` (a later time stays)."""
+        with self._conn:
+            self._conn.executemany(
+                query("journal", "keep_until"), [(until_us, tenant, id_) for tenant, id_ in keys]
+            )
 
-    def stop(self) -> None:
-        """Stop after the current chunk's transaction, if one is running."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(60)
-
-    def _run(self) -> None:
-        while not self._stopping.wait(self._every):
-            try:
-                removed = self._retention.run_once()
-            except Exception:  # nothing was half-removed: each chunk is one transaction
-                log.exception("a retention pass failed; trying again next time")
-                continue
-            if removed:
-                log.info("retention removed %s", removed)
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()

@@ -15,7 +15,7 @@ from auditlake.journal.base import Consumer, Journal
 from auditlake.keys.base import KeyStore
 from auditlake.pollers.runner import PollerGroup
 from auditlake.store.base import EventStore, Page
-from auditlake.store.sqlite_retention import RetentionRunner
+from auditlake.store.retention import RetentionRunner
 from auditlake.web.limits import ClientSlots, WorkPools
 from auditlake.web.metrics import Metrics
 
