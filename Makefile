@@ -32,6 +32,7 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy --strict src
+	$(BIN)/lint-imports --no-cache
 
 test: lint
 	$(BIN)/pytest

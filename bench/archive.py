@@ -84,7 +84,7 @@ def archive(batches: Iterable[list[Event]], folder: Path) -> list[float]:
     spent = []
     for batch in batches:
         started = time.perf_counter()
-        archiver.write(batch)
+        archiver.archive(batch)
         spent.append(time.perf_counter() - started)
     return spent
 

@@ -78,7 +78,7 @@ def lake(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     """A lake folder archived from the events of some tenants, and the events."""
     events = events_of(LAKES[request.param])
     folder = tmp_path_factory.mktemp("lake")
-    Archiver(LocalObjects(folder)).write(events)
+    Archiver(LocalObjects(folder)).archive(events)
     return folder, events
 
 
@@ -159,7 +159,7 @@ def test_the_readmes_pyarrow_example(tmp_path: Path) -> None:
               received_at=at, source="api", caller="key:k")
         for tenant in ("acme", "123") for n, at in enumerate([day, day + timedelta(days=1)])
     ]  # fmt: skip
-    Archiver(LocalObjects(tmp_path / "lake")).write(events)
+    Archiver(LocalObjects(tmp_path / "lake")).archive(events)
     names: dict[str, Any] = {}
     code = example.replace('"data/lake', f'"{tmp_path.as_posix()}/lake')
     exec(code.replace("\nlake.to_table(", "\nresult = lake.to_table("), names)

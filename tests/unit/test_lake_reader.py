@@ -272,7 +272,7 @@ def page_through(reader: LakeReader, query: Query, before_us: int | None = None)
 
 
 def archived(objects: ObjectStore) -> ObjectStore:
-    Archiver(objects).write(EVENTS)
+    Archiver(objects).archive(EVENTS)
     return objects
 
 
@@ -383,7 +383,7 @@ def test_paging_through_a_tie_on_an_hour_boundary(tmp_path: Path, order: str) ->
     events = [event("b", edge), event("a", edge), event("z", edge - timedelta(microseconds=1)),
               event("c", edge), event("y", edge + timedelta(microseconds=1))]  # fmt: skip
     objects = LocalObjects(tmp_path / "lake")
-    Archiver(objects).write(events)
+    Archiver(objects).archive(events)
     query = q(order=order, limit=1)
     assert page_through(LakeReader(objects), query) == reference(events, query)
     assert [e.id for e in reference(events, q(order="asc"))] == ["z", "a", "b", "c", "y"]
@@ -439,7 +439,7 @@ def test_a_sparse_search_reads_hours_in_growing_groups(
     hours = [event(f"h{n:02d}", T + n * HOUR, action="rare" if n in (3, 30) else "common")
              for n in range(40)]  # fmt: skip
     objects = LocalObjects(tmp_path / "lake")
-    Archiver(objects).write(hours)
+    Archiver(objects).archive(hours)
     gone = {p for p in objects.list("") if "hour=13/" in p and "day=21" in p}  # h27
     counting = VanishingObjects(objects, gone)
     reader = LakeReader(counting)
