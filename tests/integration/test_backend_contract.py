@@ -427,7 +427,7 @@ def test_a_killed_recorder_process_is_restarted_and_catches_up(tmp_path: Path) -
     try:
         pair.append(stored("acme", *({"id": f"k{n}", "action": "x"} for n in range(10))))
         assert len(pair.search(parse_query("acme", {"limit": "1000"})).events) == 10
-        child = pair.recorder._process
+        child = pair.recorder.process
         assert child is not None and child.pid is not None
         os.kill(child.pid, signal.SIGKILL)
         child.join(timeout=10)
@@ -436,7 +436,7 @@ def test_a_killed_recorder_process_is_restarted_and_catches_up(tmp_path: Path) -
         while len(pair.search(parse_query("acme", {"limit": "1000"})).events) < 30:
             assert time.monotonic() < deadline, "the recorder did not come back"
             time.sleep(0.1)
-        assert pair.recorder.healthy() and pair.recorder._process is not child
+        assert pair.recorder.healthy() and pair.recorder.process is not child
     finally:
         pair.close()
 

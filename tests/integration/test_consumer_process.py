@@ -54,10 +54,10 @@ def test_the_child_archives_restarts_when_killed_and_flushes_on_stop(tmp_path: P
         first = [f"a{n:02d}" for n in range(10)]  # one full batch: archived at once
         append(journal, first)
         wait_for(lambda: archived(settings) == first)
-        child = consumers._process
+        child = consumers.process
         assert child is not None and child.pid is not None
         os.kill(child.pid, signal.SIGKILL)
-        wait_for(lambda: consumers._process is not child and consumers._process is not None)
+        wait_for(lambda: consumers.process is not child and consumers.process is not None)
         second = [f"b{n:02d}" for n in range(10)]
         append(journal, second)
         wait_for(lambda: archived(settings) == first + second)
