@@ -99,7 +99,7 @@ def poll_to_searchable(
         services.recorder.sync().result(timeout=600)  # type: ignore[union-attr]
         seconds = time.perf_counter() - began
     finally:
-        pollers.stop()
+        pollers.close()
         services.close()
     return events / seconds
 

@@ -223,7 +223,7 @@ def test_the_thread_flushes_on_stop(setup: Any) -> None:
     archiver = runner(setup, batch_seconds=3600.0, poll_seconds=0.05)
     archiver.start()
     append(journal, "acme", ["s1", "s2"], HOUR)
-    archiver.stop()
+    archiver.close()
     assert sorted(lake_ids(objects)) == [("acme", "s1"), ("acme", "s2")]
 
 

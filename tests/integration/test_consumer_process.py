@@ -69,6 +69,6 @@ def test_the_child_archives_restarts_when_killed_and_flushes_on_stop(tmp_path: P
         assert archived(settings) == first + second
     finally:
         journal.close()
-        consumers.stop()
+        consumers.close()
     assert archived(settings) == first + second + last
     assert not consumers.healthy()

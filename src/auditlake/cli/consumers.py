@@ -57,7 +57,7 @@ def replay(name: NameArgument, config: ConfigOption = None, data_dir: DataDirOpt
     try:
         replayed, failing = runner.replay_dead_letters()
     finally:
-        runner.stop()
+        runner.close()
         group.state.close()
     typer.echo(f"{name}: {replayed} replayed, {failing} still failing")
     if failing:

@@ -96,7 +96,7 @@ def cloudflare(
             _until_interrupted(group)
             failed = 0
     finally:
-        group.stop()
+        group.close()
         journal.close()
     if failed:
         raise typer.Exit(1)

@@ -23,10 +23,10 @@ from auditlake.config import Settings
 from auditlake.consumers.runner import ConsumerGroup, ConsumerRunner
 
 CONSUMER_NICENESS = 19  # the lowest: the recorder (5) and ingest (0) come first
-# How long stop() lets the child flush before it kills it (its positions are
+# How long close() lets the child flush before it kills it (its positions are
 # durable: the next start archives the rest), so a shutdown fits in the 90 s
 # a service manager usually gives, even when the lake cannot be written.
-STOP_SECONDS = 45.0
+CLOSE_SECONDS = 45.0
 
 
 class ConsumerProcess:
@@ -46,7 +46,7 @@ class ConsumerProcess:
             run_child,
             (settings,),
             niceness=CONSUMER_NICENESS,
-            close_seconds=STOP_SECONDS,
+            close_seconds=CLOSE_SECONDS,
         )
 
     @property
@@ -66,11 +66,11 @@ class ConsumerProcess:
         """False once the supervisor has stopped (stopped, or given up)."""
         return self._child.healthy()
 
-    def stop(self) -> None:
+    def close(self) -> None:
         """Let the child flush what the journal holds, then stop it."""
         self._child.close()
         for runner in self.runners:
-            runner.stop()
+            runner.close()
         self._group.state.close()
 
 
@@ -84,4 +84,4 @@ def run_child(pipe: Connection, settings: Settings) -> None:
         pipe.recv()  # ("close",)
     except (EOFError, OSError):  # the parent is gone: what was written is durable
         return
-    group.stop()
+    group.close()

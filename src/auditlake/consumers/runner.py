@@ -177,11 +177,11 @@ class ConsumerRunner:
         return replayed, failing
 
     def start(self) -> None:
-        """Run `step()` in a daemon thread until `stop()`."""
+        """Run `step()` in a daemon thread until `close()`."""
         self._thread = threading.Thread(target=self._run, name=f"consumer-{self.name}", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 60.0) -> None:
+    def close(self, timeout: float = 60.0) -> None:
         """Flush what is waiting, then stop the thread."""
         self._stopping.set()
         if self._subscription is not None:
@@ -251,8 +251,8 @@ class ConsumerGroup:
         for runner in self.runners:
             runner.start()
 
-    def stop(self) -> None:
+    def close(self) -> None:
         """Let every consumer flush what the journal holds, then close the state."""
         for runner in self.runners:
-            runner.stop()
+            runner.close()
         self.state.close()

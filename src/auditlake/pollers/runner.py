@@ -1,6 +1,6 @@
 """Running pollers inside `auditlake serve`: one thread per source.
 
-Lifecycle: `start()` after the journal started; `stop()` before the journal
+Lifecycle: `start()` after the journal started; `close()` before the journal
 closes. A poll in progress is not interrupted: it ends (or fails) on its own,
 within its requests' timeouts and retries. After a successful poll a runner
 sleeps `poll_interval`; after a failed one it retries sooner, with capped
@@ -48,7 +48,7 @@ class PollerRunner:
         """Ask the runner to stop after its current poll."""
         self._stopping.set()
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def close(self, timeout: float = 30.0) -> None:
         """Stop after the current poll; wait (at most `timeout`) for the thread."""
         self._stopping.set()
         if self._thread is not None:
@@ -89,14 +89,14 @@ class PollerGroup:
         for runner in self.runners:
             runner.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def close(self, timeout: float = 30.0) -> None:
         """Tell every runner to stop, wait for them together, then release what
         they used (unless one is still inside a request: then it is left to
         the process's exit rather than closed under it)."""
         for runner in self.runners:
             runner.signal_stop()
         for runner in self.runners:
-            runner.stop(timeout)
+            runner.close(timeout)
         if all(not runner.running() for runner in self.runners):
             for close in self._closers:
                 close()

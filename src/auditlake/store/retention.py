@@ -46,7 +46,7 @@ class RetentionRunner:
         self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def close(self) -> None:
         """Stop after the current chunk's transaction, if one is running."""
         self._stopping.set()
         if self._thread is not None:

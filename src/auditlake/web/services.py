@@ -5,21 +5,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from auditlake.config import Settings
-from auditlake.consumers.process import ConsumerProcess
 from auditlake.core.query import Query
 from auditlake.errors import Overloaded
 from auditlake.journal.base import Consumer, Journal
 from auditlake.keys.base import KeyStore
-from auditlake.pollers.runner import PollerGroup
+from auditlake.lifecycle import Part
 from auditlake.store.base import EventStore, Page
-from auditlake.store.retention import RetentionRunner
 from auditlake.web.limits import ClientSlots, WorkPools
 from auditlake.web.metrics import Metrics
 
 ADMIT_POLL_SECONDS = 0.005
+
+
+class ConsumerView(Protocol):
+    """What /metrics reads of one consumer."""
+
+    name: str
+
+    def lag(self) -> tuple[int, float]:
+        """Events after its committed position, and the age of the oldest."""
+        ...
+
+
+class Consumers(Part, Protocol):
+    """The consumers of the journal, run apart from the server's work."""
+
+    @property
+    def runners(self) -> Sequence[ConsumerView]:
+        """One view per consumer."""
+        ...
 
 
 @dataclass
@@ -34,12 +53,12 @@ class Services:
     # Indexes the journal for search; None when the store is the journal itself.
     recorder: Consumer | None = None
     # Vendor APIs polled into the journal (started after it, stopped before it).
-    pollers: PollerGroup | None = None
+    pollers: Part | None = None
     # Followers of the journal with outputs of their own (the archiver), in a
     # child process; they flush after the journal has drained.
-    consumers: ConsumerProcess | None = None
+    consumers: Consumers | None = None
     # Removes events past their retention from the store (once archived).
-    retention: RetentionRunner | None = None
+    retention: Part | None = None
     # Worker threads by kind of work, and what one API key may hold at once.
     pools: WorkPools = field(init=False)
     slots: ClientSlots = field(init=False)
@@ -102,12 +121,12 @@ class Services:
         """Stop the pollers, drain the journal, let the consumers flush and the
         recorder catch up, then release the read side."""
         if self.retention is not None:
-            self.retention.stop()
+            self.retention.close()
         if self.pollers is not None:
-            self.pollers.stop()
+            self.pollers.close()
         self.journal.close()
         if self.consumers is not None:
-            self.consumers.stop()
+            self.consumers.close()
         if self.recorder is not None:
             self.recorder.close()
         self.store.close()
