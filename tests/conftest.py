@@ -2,7 +2,8 @@
 
 Tests under tests/unit may not open sockets or SQLite files (the snuba rule):
 a test that needs them lives in tests/integration or tests/acceptance and is
-marked accordingly (the marker is added from the folder).
+marked accordingly (the marker is added from the folder); a test of a service
+also carries its resource marker (`s3`; `postgres` and `nats` when they come).
 """
 
 from __future__ import annotations
@@ -28,28 +29,61 @@ from auditlake.web.services import Services
 TIERS = ("unit", "integration", "acceptance")
 
 
+# A resource marker per service fixture: `pytest -m s3` runs what needs S3.
+RESOURCE_FIXTURES = {"s3_endpoint": "s3"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).parts
         for tier in ("integration", "acceptance"):
             if tier in parts:
                 item.add_marker(getattr(pytest.mark, tier))
+        for fixture, resource in RESOURCE_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(getattr(pytest.mark, resource))
+
+
+class BlockedIo:
+    """Network and database access refused, and every attempt remembered."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.tried: list[str] = []
+        for owner, name, what in (
+            (socket.socket, "connect", "socket.connect"),
+            (sqlite3, "connect", "sqlite3.connect"),
+            (apsw, "Connection", "apsw.Connection"),
+        ):
+            monkeypatch.setattr(owner, name, self._refusing(what))
+
+    def _refusing(self, what: str) -> Any:
+        def refuse(*_args: Any, **_kwargs: Any) -> Any:
+            self.tried.append(what)
+            raise RuntimeError("unit tests may not touch the network or a database: mark it")
+
+        return refuse
+
+    def verdict(self) -> str | None:
+        """Why the test fails (it tried), or None."""
+        if not self.tried:
+            return None
+        return f"a unit test tried {', '.join(sorted(set(self.tried)))}: mark it integration"
 
 
 @pytest.fixture(autouse=True)
 def _block_io_in_unit_tests(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> Iterator[None]:
     marks = {m.name for m in request.node.iter_markers()}
     if marks & {"integration", "acceptance"}:
+        yield
         return
-
-    def refuse(*_args: Any, **_kwargs: Any) -> Any:
-        raise RuntimeError("unit tests may not touch the network or a database: mark it")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(sqlite3, "connect", refuse)
-    monkeypatch.setattr(apsw, "Connection", refuse)
+    blocked = BlockedIo(monkeypatch)
+    yield
+    # Product code may catch the RuntimeError (a retry loop, a readiness
+    # probe): the attempt still fails the test.
+    if (verdict := blocked.verdict()) is not None:
+        pytest.fail(verdict)
 
 
 def free_port() -> int:

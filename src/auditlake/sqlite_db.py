@@ -70,7 +70,7 @@ def migrate(conn: DbConnection, schema: Schema) -> list[int]:
     try:
         done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
         applied = []
-        for version, name, script in _migrations(schema):
+        for version, name, script in migrations(schema):
             if version in done:
                 continue
             conn.execute(script).fetchall()  # APSW runs every statement of a script
@@ -109,7 +109,8 @@ def _queries(schema: Schema) -> dict[str, str]:
     return {parts[i]: parts[i + 1].strip().rstrip(";") for i in range(1, len(parts), 2)}
 
 
-def _migrations(schema: Schema) -> list[tuple[int, str, str]]:
+def migrations(schema: Schema) -> list[tuple[int, str, str]]:
+    """The schema's migrations as (version, file name, SQL), oldest first."""
     found = []
     for entry in _sql_dir(schema).iterdir():
         match = _MIGRATION.fullmatch(entry.name)

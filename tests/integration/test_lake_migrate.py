@@ -103,7 +103,7 @@ def once(events: list[Event]) -> Counter[tuple[str, str]]:
     return Counter((e.tenant, e.id) for e in events)
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     if request.param == "local":
         return LocalObjects(tmp_path / "lake")

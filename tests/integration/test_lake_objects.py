@@ -84,7 +84,7 @@ def _s3(endpoint: str, **overrides: Any) -> S3Objects:
     return S3Objects(options.pop("bucket", BUCKET), **options)
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     if request.param == "local":
         return LocalObjects(tmp_path / "lake")

@@ -29,7 +29,7 @@ from auditlake.lake.objects import LocalObjects, ObjectStore
 from auditlake.lake.reader import LakePage, LakeReader
 
 
-@pytest.fixture(scope="module", params=["local", "s3"])
+@pytest.fixture(scope="module", params=["local", pytest.param("s3", marks=pytest.mark.s3)])
 def lake(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> ObjectStore:
     """The workload archived once per backend for this module."""
     if request.param == "local":

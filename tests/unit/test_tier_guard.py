@@ -1,0 +1,35 @@
+"""The tier guard: a unit test that tries the network or a database fails,
+even when the code under test catches the refusal."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from tests.conftest import BlockedIo
+
+from auditlake.errors import AuditlakeError
+
+
+def careless_probe() -> bool:
+    """Product-like code that swallows whatever a connection attempt raises."""
+    try:
+        socket.create_connection(("127.0.0.1", 9), timeout=0.1)
+    except Exception:
+        return False
+    return True
+
+
+def test_a_caught_attempt_is_still_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    guard = BlockedIo(monkeypatch)
+    assert careless_probe() is False  # the refusal was caught
+    assert guard.tried == ["socket.connect"]
+    assert guard.verdict() == "a unit test tried socket.connect: mark it integration"
+    guard.tried.clear()  # this test tried on purpose
+
+
+def test_nothing_tried_fails_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    guard = BlockedIo(monkeypatch)
+    with pytest.raises(AuditlakeError):
+        raise AuditlakeError("no I/O here")
+    assert guard.verdict() is None
