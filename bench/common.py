@@ -15,8 +15,9 @@ from typing import Any
 import apsw
 
 import auditlake
-from auditlake.core.event import StoredEvent, search_text
-from auditlake.core.words import index_text
+from auditlake.core.event import StoredEvent
+from auditlake.journal.sqlite import journal_row
+from auditlake.store.sqlite_recorder import search_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -25,32 +26,22 @@ Rows = tuple[list[Row], list[Row], list[Row]]
 
 
 def journal_rows(stored: list[StoredEvent], first_seq: int) -> list[Row]:
-    """The `events` (journal) rows the group commit writes for `stored`.
-
-    Mirrors `journal.sqlite._new_rows`: what an acknowledgement waits for.
-    """
-    return [
-        (seq, item.event.tenant, item.event.id, item.occurred_us, item.received_us, item.body)
-        for seq, item in enumerate(stored, start=first_seq)
-    ]
+    """The `events` (journal) rows the group commit writes for `stored`:
+    what an acknowledgement waits for (the product's own row builder)."""
+    return [journal_row(seq, item) for seq, item in enumerate(stored, start=first_seq)]
 
 
 def index_rows(stored: list[StoredEvent], first_seq: int) -> Rows:
-    """The store's (event_index, event_targets, events_text) rows for `stored`.
-
-    Mirrors `store.sqlite_recorder.step` column for column.
-    """
+    """The store's (event_index, event_targets, events_text) rows for
+    `stored`, built as the recorder builds them (`search_rows`)."""
     index: list[Row] = []
     targets: list[Row] = []
     texts: list[Row] = []
     for seq, item in enumerate(stored, start=first_seq):
-        event, actor = item.event, item.event.actor
-        index.append((
-            seq, event.tenant, event.action, item.occurred_us, actor.id if actor else None,
-            actor.type if actor else None, event.outcome, event.source,
-        ))  # fmt: skip
-        targets += [(seq, event.tenant, t.id, t.type) for t in event.targets]
-        texts.append((seq, index_text(search_text(event))))
+        index_row, target_rows, text_row = search_rows(seq, item.event, item.occurred_us)
+        index.append(index_row)
+        targets += target_rows
+        texts.append(text_row)
     return index, targets, texts
 
 

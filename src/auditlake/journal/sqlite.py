@@ -248,6 +248,12 @@ def _roll_back(conn: DbConnection) -> None:
             log.warning("rollback failed: %s", exc)
 
 
+def journal_row(seq: int, stored: StoredEvent) -> tuple[object, ...]:
+    """The `events` row of `stored` at `seq` (the `insert_event` statement's order)."""
+    event = stored.event
+    return (seq, event.tenant, event.id, stored.occurred_us, stored.received_us, stored.body)
+
+
 def _new_rows(
     conn: DbConnection, group: list[_Request], first_seq: int
 ) -> tuple[list[Judged], list[tuple[object, ...]]]:
@@ -259,13 +265,9 @@ def _new_rows(
         judged = judge(request.events, stored_keys.fingerprint, keep_first=request.keep_first)
         for index in judged.written:
             stored = request.events[index]
-            event = stored.event
             if not stored.new_id:
                 stored_keys.written(stored)  # the requests after this one see it
-            rows.append((
-                first_seq + len(rows), event.tenant, event.id, stored.occurred_us,
-                stored.received_us, stored.body,
-            ))  # fmt: skip
+            rows.append(journal_row(first_seq + len(rows), stored))
         verdicts.append(judged)
     stored_keys.cache_fingerprints()
     return verdicts, rows

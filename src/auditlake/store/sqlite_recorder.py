@@ -45,6 +45,22 @@ def _typed_row(seq: int, event: Event) -> list[tuple[object, ...]]:
     return [] if row is None else [(seq, *row)]
 
 
+Row = tuple[object, ...]
+
+
+def search_rows(seq: int, event: Event, occurred_us: int) -> tuple[Row, list[Row], Row]:
+    """The rows that make journal event `seq` searchable: its `event_index`
+    row, its `event_targets` rows and its `events_text` row (the order of
+    the `insert_index`, `insert_target` and `insert_text` statements)."""
+    actor = event.actor
+    index_row = (
+        seq, event.tenant, event.action, occurred_us, actor.id if actor else None,
+        actor.type if actor else None, event.outcome, event.source,
+    )  # fmt: skip
+    targets: list[Row] = [(seq, event.tenant, t.id, t.type) for t in event.targets]
+    return index_row, targets, (seq, index_text(search_text(event)))
+
+
 def step(
     journal: DbConnection, store: DbConnection, after: int, limit: int
 ) -> tuple[int, int, float]:
@@ -61,13 +77,10 @@ def step(
     index, targets, texts, pulls = [], [], [], []
     for seq, occurred_us, body in rows:
         event = _decode(body)
-        actor = event.actor
-        index.append((
-            seq, event.tenant, event.action, occurred_us, actor.id if actor else None,
-            actor.type if actor else None, event.outcome, event.source,
-        ))  # fmt: skip
-        targets += [(seq, event.tenant, t.id, t.type) for t in event.targets]
-        texts.append((seq, index_text(search_text(event))))
+        index_row, target_rows, text_row = search_rows(seq, event, occurred_us)
+        index.append(index_row)
+        targets += target_rows
+        texts.append(text_row)
         if event.action == PULL_TYPE:
             pulls += _typed_row(seq, event)
     new_position = int(rows[-1][0])
