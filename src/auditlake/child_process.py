@@ -6,9 +6,12 @@ arranges to die with the server, lowers its priority and leaves Ctrl-C to the
 server. Parent and child share one duplex pipe: the parent sends `("close",)`
 at shutdown (and whatever else the pair agrees on); each message the child
 sends reaches `on_message` in the supervisor's thread. A child that dies is
-started again after RESTART_SECONDS; after MAX_QUICK_DEATHS deaths in a row
-within QUICK_DEATH_SECONDS of their start the supervisor gives up and
-`healthy()` turns False (readiness reports it).
+started again after RESTART_SECONDS; after MAX_QUICK_DEATHS quick deaths in
+a row the supervisor gives up and `healthy()` turns False (the recorder's is
+part of readiness). A death is quick when it comes before the child's first
+message, for a child that `reports` (it cannot start: a restart will not
+help, while one that crashed after reporting may recover); otherwise when
+it comes within QUICK_DEATH_SECONDS of its start.
 
 Lifecycle: `start()`, then `close()`: the child is told to close and given
 `close_seconds` to finish its work (its output and position are durable, so
@@ -52,7 +55,8 @@ class ChildSupervisor:
     """One helper process, restarted when it dies (see the module's docstring).
 
     `name` names its thread and its log lines; `niceness` is added to the
-    child's; `on_spawn()` runs after each (re)start, before any message.
+    child's; `reports`: the child sends a message once it runs; `on_spawn()`
+    runs after each (re)start, before any message.
     """
 
     def __init__(
@@ -63,6 +67,7 @@ class ChildSupervisor:
         *,
         niceness: int,
         close_seconds: float,
+        reports: bool = False,
         on_message: Callable[[Any], None] = lambda _message: None,
         on_spawn: Callable[[], None] = lambda: None,
     ) -> None:
@@ -70,6 +75,7 @@ class ChildSupervisor:
         self._target, self._args = target, args
         self._niceness = niceness
         self._close_seconds = close_seconds
+        self._reports = reports
         self._on_message = on_message
         self._on_spawn = on_spawn
         self._lock = threading.Lock()  # guards the fields below
@@ -125,11 +131,14 @@ class ChildSupervisor:
         quick_deaths = 0
         while (process := self._spawn()) is not None:
             started = time.monotonic()
-            self._relay()
+            reported = self._relay()
             process.join()
             if self._closing.is_set():
                 return
-            quick = time.monotonic() - started < QUICK_DEATH_SECONDS
+            if self._reports:
+                quick = not reported
+            else:
+                quick = time.monotonic() - started < QUICK_DEATH_SECONDS
             quick_deaths = quick_deaths + 1 if quick else 0
             log.error("the %s process exited (code %s); restarting", self.name, process.exitcode)
             if quick_deaths >= MAX_QUICK_DEATHS:
@@ -137,16 +146,22 @@ class ChildSupervisor:
                 return
             self._closing.wait(RESTART_SECONDS)
 
-    def _relay(self) -> None:
-        """Hand the child's messages to `on_message` until it goes away."""
+    def _relay(self) -> bool:
+        """Hand the child's messages to `on_message` until it goes away;
+        whether it sent any."""
         pipe = self._pipe
         assert pipe is not None
+        received = False
         while True:
             try:
                 message = pipe.recv()
             except (EOFError, OSError):
-                return
-            self._on_message(message)
+                return received
+            received = True
+            try:
+                self._on_message(message)
+            except Exception:  # this thread must live: the child dies with it
+                log.exception("the %s process's message %r was not handled", self.name, message)
 
     def _spawn(self) -> BaseProcess | None:
         """Start a child, unless closing."""
@@ -162,6 +177,8 @@ class ChildSupervisor:
             )
             process.start()
             child_end.close()
+            if self._pipe is not None:  # the end of the child that died
+                self._pipe.close()
             self._pipe, self._process = parent_end, process
         self._on_spawn()
         return process

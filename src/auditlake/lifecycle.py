@@ -9,8 +9,9 @@ processes), written down once.
   it takes and, past that, abandons the rest: positions are durable, so the
   next start resumes where the last output was made durable. Nothing starts
   again after `close()`.
-- `healthy()`, where a part runs on its own (a thread, a child process),
-  turns False once it stopped, or gave up after repeated failures.
+- `healthy()`, declared by the parts that run on their own (a thread, a
+  child process), turns False once it stopped, or gave up after repeated
+  failures.
 """
 
 from __future__ import annotations

@@ -273,3 +273,17 @@ def test_a_cursor_kept_before_subscriptions_is_where_the_consumer_resumes(setup:
     assert archiver.committed() == 3
     assert archiver.step(flush=True) == 2
     assert sorted(lake_ids(objects)) == [("acme", "u3"), ("acme", "u4")]
+
+
+def test_an_old_cursor_past_the_journals_head_is_not_adopted(setup: Any) -> None:
+    """A journal made anew beside an old consumers database: resuming from
+    the old cursor would skip the new journal's first events."""
+    journal, state, objects, _tmp = setup
+    append(journal, "acme", ["n0", "n1"], HOUR)
+    state._conn.execute(
+        "INSERT INTO cursors (consumer, seq, updated_at) VALUES ('archiver', 500, 'then')"
+    )
+    archiver = runner(setup)
+    assert archiver.committed() == 0
+    assert archiver.step(flush=True) == 2
+    assert sorted(lake_ids(objects)) == [("acme", "n0"), ("acme", "n1")]

@@ -28,6 +28,10 @@ def exit_at_once(_pipe: Connection) -> None:
     raise SystemExit(3)
 
 
+def report_then_exit(pipe: Connection) -> None:
+    pipe.send(("started", os.getpid()))
+
+
 def ignore_everything(pipe: Connection) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     pipe.send(("started", os.getpid()))
@@ -46,8 +50,9 @@ def supervise(target: Callable[..., None], args: tuple[Any, ...] = (), **options
     spawns: list[float] = []
     supervisor = ChildSupervisor(
         "test-child", target, args, niceness=options.pop("niceness", 3),
-        close_seconds=options.pop("close_seconds", 10.0),
-        on_message=got.append, on_spawn=lambda: spawns.append(time.monotonic()),
+        close_seconds=options.pop("close_seconds", 10.0), reports=options.pop("reports", False),
+        on_message=options.pop("on_message", got.append),
+        on_spawn=lambda: spawns.append(time.monotonic()),
     )  # fmt: skip
     return supervisor, got, spawns
 
@@ -94,3 +99,34 @@ def test_a_child_that_does_not_close_is_killed_after_close_seconds() -> None:
     supervisor.close()
     assert time.monotonic() - started < 5
     assert supervisor.process is not None and not supervisor.process.is_alive()
+
+
+def test_a_child_that_reported_is_restarted_however_often_it_dies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """For a child that reports, only deaths before the report are quick: one
+    that crashed while working may recover, so it is started again."""
+    monkeypatch.setattr(child_process, "RESTART_SECONDS", 0.01)
+    supervisor, got, spawns = supervise(report_then_exit, reports=True)
+    supervisor.start()
+    try:
+        wait_for(lambda: len(spawns) > MAX_QUICK_DEATHS + 1)
+        assert supervisor.healthy()
+    finally:
+        supervisor.close()
+    assert len(got) >= MAX_QUICK_DEATHS
+
+
+def test_a_failing_message_handler_leaves_the_child_running() -> None:
+    def refuse(message: Any) -> None:
+        raise ValueError(f"cannot handle {message!r}")
+
+    supervisor, _got, spawns = supervise(greet_then_wait_for_close, ("hello",), on_message=refuse)
+    supervisor.start()
+    try:
+        wait_for(lambda: supervisor.process is not None)
+        time.sleep(1.0)  # the greeting came and was refused
+        assert supervisor.healthy() and len(spawns) == 1
+        assert supervisor.process is not None and supervisor.process.is_alive()
+    finally:
+        supervisor.close()

@@ -30,6 +30,7 @@ so backpressure is simply the cursor's lag.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -106,6 +107,9 @@ class ConsumerRunner:
         self._max_backoff = max_backoff
         self._now_us = now_us
         self._subscription: Subscription | None = None
+        # A subscription serves one thread at a time: the parent's view is
+        # asked from /metrics and from retention at once.
+        self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._sampled_at, self._sampled_head, self._busy = 0.0, 0, False
@@ -113,6 +117,10 @@ class ConsumerRunner:
     def step(self, *, flush: bool = False) -> int:
         """Write one batch if one is due (or any waiting events, with `flush`);
         returns how many events it handled."""
+        with self._lock:
+            return self._step(flush)
+
+    def _step(self, flush: bool) -> int:
         subscription = self._subscribed()
         waiting, age = subscription.lag()
         if not waiting:
@@ -145,11 +153,13 @@ class ConsumerRunner:
     def lag(self) -> tuple[int, float]:
         """Events after the committed position, and seconds since the oldest
         of them was received."""
-        return self._subscribed().lag()
+        with self._lock:
+            return self._subscribed().lag()
 
     def committed(self) -> int:
         """The last journal position whose output is durable (0: none)."""
-        return self._subscribed().committed()
+        with self._lock:
+            return self._subscribed().committed()
 
     def output_through(self) -> int:
         """The last journal position up to which every event has this
@@ -184,13 +194,12 @@ class ConsumerRunner:
     def close(self, timeout: float = 60.0) -> None:
         """Flush what is waiting, then stop the thread."""
         self._stopping.set()
-        if self._subscription is not None:
-            self._subscription.wake()
         if self._thread is not None:
             self._thread.join(timeout)
-        if self._subscription is not None:
-            self._subscription.close()
-            self._subscription = None
+        with self._lock:
+            if self._subscription is not None:
+                self._subscription.close()
+                self._subscription = None
 
     def _run(self) -> None:
         failures = 0
@@ -227,16 +236,27 @@ class ConsumerRunner:
                 self._write_or_split(half)
 
     def _subscribed(self) -> Subscription:
-        """This consumer's subscription, opened on first use. A consumer that
-        kept its cursor in the consumers database before subscriptions
-        existed resumes from it once."""
+        """This consumer's subscription (under `_lock`), opened on first use."""
         if self._subscription is None:
-            subscription = self._reader.subscribe(self.name)
-            legacy = self._state.legacy_cursor(self.name)
-            if subscription.committed() < legacy:
-                subscription.commit(legacy)
-            self._subscription = subscription
+            self._subscription = self._reader.subscribe(self.name)
+            self._adopt_legacy_cursor(self._subscription)
         return self._subscription
+
+    def _adopt_legacy_cursor(self, subscription: Subscription) -> None:
+        """A consumer that kept its cursor in the consumers database before
+        subscriptions existed resumes from it, once, if the journal holds
+        that far (a journal restored or made anew would otherwise have its
+        first events skipped)."""
+        legacy = self._state.legacy_cursor(self.name)
+        if legacy <= subscription.committed():
+            return
+        if legacy > self._reader.head():
+            log.warning("%s: its old cursor %d is past the journal's head; not resuming from it",
+                        self.name, legacy)  # fmt: skip
+            return
+        # Another process may have committed further meanwhile: nothing to adopt.
+        with contextlib.suppress(ValueError):
+            subscription.commit(legacy)
 
 
 class ConsumerGroup:

@@ -167,8 +167,9 @@ class Subscription(Protocol):
         """Read after `position` from the next fetch on."""
 
     def lag(self) -> tuple[int, float]:
-        """Records after the committed position, and seconds since the
-        oldest of them was received (0.0 when none)."""
+        """Records after the committed position (counted by position: an
+        upper bound where retention left gaps), and seconds since the oldest
+        of them was received (0.0 when none)."""
 
     def wake(self) -> None:
         """End a waiting `fetch` early."""

@@ -8,16 +8,15 @@ relaying its news over a pipe) cuts the wait short with `wake()`.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from auditlake.journal.base import Record
-from auditlake.sqlite_db import DbConnection, fetch_all, open_database, query, scalar
+from auditlake.sqlite_db import DbConnection, connect, fetch_all, open_database, query, scalar
 
 POLL_SECONDS = 0.05
 
@@ -35,6 +34,8 @@ class SqliteJournalReader:
         self._path = path
         self._poll = poll_seconds
         self._clock = clock  # seconds since the epoch, for the age in lag()
+        self._lock = threading.Lock()  # guards the connection of head() and record()
+        self._conn: DbConnection | None = None
 
     def subscribe(self, consumer: str) -> SqliteSubscription:
         """A subscription resuming after `consumer`'s committed position."""
@@ -42,22 +43,30 @@ class SqliteJournalReader:
 
     def head(self) -> int:
         """The newest seq (0 for an empty journal)."""
-        with self._connection() as conn:
-            return int(scalar(conn, query("journal", "last_seq")))
+        with self._lock:
+            return int(scalar(self._read_connection(), query("journal", "last_seq")))
 
     def record(self, position: int) -> Record | None:
         """The record at seq `position`, or None."""
-        with self._connection() as conn:
-            rows = fetch_all(conn, query("journal", "records_by_seq"), (position,))
+        with self._lock:
+            rows = fetch_all(
+                self._read_connection(), query("journal", "records_by_seq"), (position,)
+            )
         return _records(rows)[0] if rows else None
 
-    @contextlib.contextmanager
-    def _connection(self) -> Iterator[DbConnection]:
-        conn = open_database(self._path, "journal")
-        try:
-            yield conn
-        finally:
-            conn.close()
+    def close(self) -> None:
+        """Close the reader's own connection (subscriptions close their own)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _read_connection(self) -> DbConnection:
+        # A plain connection: reads never take the writer's lock (migrations
+        # run where a subscription opens the journal).
+        if self._conn is None:
+            self._conn = connect(self._path)
+        return self._conn
 
 
 class SqliteSubscription:

@@ -73,6 +73,7 @@ class RecorderProcess:
             (str(journal_path), str(store_path), batch_events),
             niceness=RECORDER_NICENESS,  # indexing yields to ingest; it catches up after
             close_seconds=CLOSE_SECONDS,
+            reports=True,  # at start: a child that never reports cannot open the store
             on_message=self._on_report,
             on_spawn=self._on_spawn,
         )
