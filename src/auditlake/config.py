@@ -148,6 +148,22 @@ class RetentionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
         return bool(self.days or any(self.tenants.values()))
 
 
+class JournalSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`[journal]`: where every accepted event is kept first. `sqlite`, the
+    embedded file, is the one backend so far."""
+
+    backend: Literal["sqlite"] = "sqlite"
+    path: str | None = None  # the SQLite file; default: <data_dir>/journal.db
+
+
+class StoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`[store]`: what searches read, filled by the recorder. `sqlite`, the
+    embedded file, is the one backend so far."""
+
+    backend: Literal["sqlite"] = "sqlite"
+    path: str | None = None  # the SQLite file; default: <data_dir>/store.db
+
+
 class Sources(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Where events come from besides the events API."""
 
@@ -190,19 +206,21 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_searches_per_key: Annotated[int, msgspec.Meta(ge=1)] = 4
     max_exports_per_key: Annotated[int, msgspec.Meta(ge=1)] = 2
     limits: Limits = Limits()
+    journal: JournalSettings = JournalSettings()
+    store: StoreSettings = StoreSettings()
     sources: Sources = Sources()
     lake: LakeSettings = LakeSettings()
     retention: RetentionSettings = RetentionSettings()
 
     @property
     def journal_path(self) -> Path:
-        """The embedded journal (SQLite) inside the data folder."""
-        return Path(self.data_dir) / "journal.db"
+        """The SQLite journal: `[journal] path`, or inside the data folder."""
+        return Path(self.journal.path or Path(self.data_dir) / "journal.db")
 
     @property
     def store_path(self) -> Path:
-        """The embedded store (the search index) inside the data folder."""
-        return Path(self.data_dir) / "store.db"
+        """The SQLite store (the search index): `[store] path`, or inside the data folder."""
+        return Path(self.store.path or Path(self.data_dir) / "store.db")
 
     @property
     def pollers_path(self) -> Path:
@@ -211,7 +229,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     @property
     def consumers_path(self) -> Path:
-        """The journal consumers' cursors and dead letters inside the data folder."""
+        """The journal consumers' dead letters inside the data folder."""
         return Path(self.data_dir) / "consumers.db"
 
     @property

@@ -46,6 +46,32 @@ def test_bad_configuration_is_one_clear_error(
         load_settings(config, env)
 
 
+def test_the_backends_are_chosen_in_their_blocks(tmp_path: Path) -> None:
+    default = load_settings(overrides={"data_dir": "/srv/al"})
+    assert (default.journal.backend, default.store.backend) == ("sqlite", "sqlite")
+    assert default.journal_path == Path("/srv/al/journal.db")
+    assert default.store_path == Path("/srv/al/store.db")
+    config = tmp_path / "c.toml"
+    config.write_text('[journal]\nbackend = "sqlite"\npath = "/fast/journal.db"\n')
+    moved = load_settings(config, {"AUDITLAKE_STORE__PATH": "/big/store.db"})
+    assert moved.journal_path == Path("/fast/journal.db")
+    assert moved.store_path == Path("/big/store.db")
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ('[journal]\nbackend = "kafka"', "journal.backend"),
+        ("[store]\nbackend = 1", "store.backend"),
+    ],
+)
+def test_an_unknown_backend_is_named(tmp_path: Path, text: str, field: str) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(field)):
+        load_settings(config, {})
+
+
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(tmp_path / "nope.toml")
