@@ -26,6 +26,7 @@ from auditlake.journal.base import Journal, JournalReader, Record
 from auditlake.journal.memory import MemoryEventLog
 from auditlake.journal.sqlite import SqliteJournal
 from auditlake.journal.sqlite_reader import SqliteJournalReader
+from auditlake.sqlite_db import connect
 
 
 class Appender(Protocol):
@@ -219,3 +220,27 @@ def test_another_view_of_a_consumer_sees_its_commits(backend: Backend) -> None:
     worker.commit(worker.fetch(3)[-1].position)
     assert view.lag()[0] == 1
     assert view.committed() == worker.committed()
+
+
+def test_two_views_of_one_consumer_never_move_it_backwards(backend: Backend) -> None:
+    backend.append(5)
+    first, second = (backend.reader.subscribe("archiver") for _ in range(2))
+    records = first.fetch(5)
+    first.commit(records[4].position)
+    with pytest.raises(ValueError, match="behind"):
+        second.commit(records[1].position)  # it read before the other's commit
+    assert backend.reader.subscribe("archiver").committed() == records[4].position
+
+
+def test_gaps_left_by_retention_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    journal = SqliteJournal(path)
+    journal.start()
+    journal.submit(events(6, 0, datetime.now(UTC))).result(timeout=10)
+    journal.close()
+    conn = connect(path)
+    conn.execute("DELETE FROM events WHERE id IN ('e1', 'e2', 'e4')")  # as retention does
+    conn.close()
+    subscription = SqliteJournalReader(path).subscribe("archiver")
+    assert subscription.lag()[0] >= 3  # counted by position: an upper bound
+    assert ids(subscription.fetch(10)) == ["e0", "e3", "e5"]
