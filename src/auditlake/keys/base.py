@@ -53,6 +53,9 @@ class KeyStore(Protocol):
     def revoke(self, key_id: str) -> bool:
         """Revoke a key; False if it did not exist or was already revoked."""
 
+    def close(self) -> None:
+        """Release the store (an embedded one writes everything into its file)."""
+
 
 def new_secret() -> tuple[str, str, bytes]:
     """A fresh (key_id, full key, secret hash)."""

@@ -119,7 +119,7 @@ class Services:
 
     def close(self) -> None:
         """Stop the pollers, drain the journal, let the consumers flush and the
-        recorder catch up, then release the read side."""
+        recorder catch up, then release the read side and the keys."""
         if self.retention is not None:
             self.retention.close()
         if self.pollers is not None:
@@ -130,3 +130,4 @@ class Services:
         if self.recorder is not None:
             self.recorder.close()
         self.store.close()
+        self.keys.close()
