@@ -26,6 +26,8 @@ from auditlake.config import Settings
 from auditlake.web.app import create_app
 from auditlake.web.services import Services
 
+pytest_plugins = ["pytester"]  # the tier guard's own test runs a scratch session
+
 TIERS = ("unit", "integration", "acceptance")
 
 

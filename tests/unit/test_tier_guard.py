@@ -33,3 +33,25 @@ def test_nothing_tried_fails_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(AuditlakeError):
         raise AuditlakeError("no I/O here")
     assert guard.verdict() is None
+
+
+def test_the_autouse_guard_fails_a_unit_test_whose_code_caught_the_refusal(
+    pytester: pytest.Pytester,
+) -> None:
+    """The repo's own fixture, run on a scratch unit test: the test body
+    passes (the refusal was swallowed), its teardown fails it."""
+    pytester.makeconftest("from tests.conftest import _block_io_in_unit_tests  # noqa: F401\n")
+    pytester.makepyfile(
+        test_scratch="""
+import socket
+
+def test_swallows() -> None:
+    try:
+        socket.create_connection(("127.0.0.1", 9), timeout=0.1)
+    except Exception:
+        pass
+"""
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*a unit test tried socket.connect: mark it integration*"])
