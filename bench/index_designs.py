@@ -32,10 +32,12 @@ from pathlib import Path
 
 import msgspec
 
+from auditlake.consumers.sink import Batch
 from auditlake.core.event import BatchInput, Event, search_text
 from auditlake.core.normalize import Limits, Origin, normalize
+from auditlake.journal.sqlite_reader import SqliteJournalReader
 from auditlake.sqlite_db import DbConnection, connect, open_database, query
-from auditlake.store.sqlite_recorder import step
+from auditlake.store.sqlite_recorder import SqliteIndexSink
 from common import environment, journal_rows, write_results
 from workload import Workload
 
@@ -120,11 +122,14 @@ def index_all(design: str, journal_path: Path, store_path: Path, events: int) ->
     store.execute("PRAGMA wal_autocheckpoint = 50000")
     if design == "fts-only":
         store.execute(FTS_ONLY)
+    sink = SqliteIndexSink(store)
+    subscription = SqliteJournalReader(journal_path).subscribe("bench")
     gc.collect()
     at, started = 0, time.perf_counter()
     while at < events:
         if design == "recorder":
-            at = step(journal, store, at, STEP_EVENTS)[1]
+            sink.write(Batch(subscription.fetch(STEP_EVENTS)))
+            at = sink.position()
         else:
             at = fts_only_step(journal, store, at)
     seconds = time.perf_counter() - started

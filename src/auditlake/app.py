@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import partial
 
 from starlette.applications import Starlette
 
 from auditlake.config import Settings
 from auditlake.consumers.archiver import Archiver
 from auditlake.consumers.process import ConsumerProcess
-from auditlake.consumers.runner import ConsumerGroup, ConsumerRunner
+from auditlake.consumers.runner import BatchObserver, ConsumerGroup, ConsumerRunner
 from auditlake.consumers.state import ConsumerState
 from auditlake.files import PRIVATE_UMASK
 from auditlake.journal.base import CommitObserver, Journal
@@ -33,26 +34,26 @@ from auditlake.store.base import EventStore
 from auditlake.store.recorder_process import RecorderProcess
 from auditlake.store.retention import Keeper, RetentionRunner
 from auditlake.store.sqlite import SqliteStore
+from auditlake.store.sqlite_recorder import SqliteIndexSink, open_index_store
 from auditlake.store.sqlite_retention import SqliteKeeper, SqliteRetention
 from auditlake.web.app import create_app
 from auditlake.web.metrics import Metrics
 from auditlake.web.services import Services
 
 ARCHIVER = "archiver"
+RECORDER = "recorder"
+RECORDER_REINDEX = "recorder.reindex"  # reads only: never committed
 
 
 def build_services(settings: Settings) -> Services:
     """The embedded backends for `settings` (not started yet)."""
     metrics = Metrics()
-    recorder = RecorderProcess(
-        settings.journal_path,
-        settings.store_path,
-        batch_events=settings.index_batch_events,
-        on_step=metrics.observe_index,
-    )
+    recorder = RecorderProcess(partial(build_recorder, settings), on_step=metrics.observe_index)
     journal = build_journal(settings, on_commit=metrics.observe_commit, on_durable=recorder.notify)
     consumers = (
-        ConsumerProcess(settings, build_consumers(settings)) if settings.lake.enabled else None
+        ConsumerProcess(build_consumers(settings), partial(build_consumers, settings))
+        if settings.lake.enabled
+        else None
     )
     return Services(
         settings=settings,
@@ -91,6 +92,27 @@ def build_keeper(settings: Settings) -> Keeper:
 def build_keys(settings: Settings) -> KeyStore:
     """The API keys' store."""
     return SqliteKeyStore(settings.keys_path)
+
+
+def build_recorder(settings: Settings, on_batch: BatchObserver) -> ConsumerRunner:
+    """The recorder: the journal made searchable in the store, as fast as
+    it comes (every waiting record is due; the position is the store's)."""
+    sink = SqliteIndexSink(open_index_store(settings.store_path))
+    reader = SqliteJournalReader(settings.journal_path)
+    reindex = partial(
+        sink.reindex_text, reader.subscribe(RECORDER_REINDEX), settings.index_batch_events
+    )
+    return ConsumerRunner(
+        RECORDER,
+        sink,
+        reader,
+        ConsumerState(settings.consumers_path),
+        batch_events=1,
+        batch_seconds=0.0,
+        catch_up_events=settings.index_batch_events,
+        on_batch=on_batch,
+        on_idle=reindex,
+    )
 
 
 def build_consumers(settings: Settings) -> ConsumerGroup:

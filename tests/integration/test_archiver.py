@@ -17,7 +17,8 @@ import duckdb
 import pytest
 
 from auditlake.consumers.archiver import Archiver
-from auditlake.consumers.runner import Batch, ConsumerRunner
+from auditlake.consumers.runner import ConsumerRunner
+from auditlake.consumers.sink import Batch
 from auditlake.consumers.state import ConsumerState
 from auditlake.core.event import EventInput
 from auditlake.core.normalize import Limits, Origin, normalize

@@ -10,12 +10,16 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
 import pytest
 
+from auditlake.app import build_recorder
+from auditlake.config import Settings
+from auditlake.consumers.sink import Batch
 from auditlake.core.event import EventInput, StoredEvent
 from auditlake.core.normalize import Limits, Origin, normalize
 from auditlake.core.query import Query, parse_query
@@ -23,12 +27,13 @@ from auditlake.errors import Conflict, Overloaded, Unavailable
 from auditlake.journal.base import AppendResult
 from auditlake.journal.memory import MemoryEventLog
 from auditlake.journal.sqlite import SqliteJournal
+from auditlake.journal.sqlite_reader import SqliteJournalReader
 from auditlake.sqlite_db import connect
 from auditlake.store import sqlite as sqlite_store
 from auditlake.store.base import Page
 from auditlake.store.recorder_process import RecorderProcess
 from auditlake.store.sqlite import SqliteStore
-from auditlake.store.sqlite_recorder import step as recorder_step
+from auditlake.store.sqlite_recorder import SqliteIndexSink
 
 
 class Backend(Protocol):
@@ -42,8 +47,9 @@ class SqlitePair:
     """The embedded backends in `folder`: journal, recorder, store."""
 
     def __init__(self, folder: Path, batch_events: int = 20_000) -> None:
-        self.journal_path, store_path = folder / "journal.db", folder / "store.db"
-        self.recorder = RecorderProcess(self.journal_path, store_path, batch_events=batch_events)
+        settings = Settings(data_dir=str(folder), index_batch_events=batch_events)
+        self.journal_path, store_path = settings.journal_path, settings.store_path
+        self.recorder = RecorderProcess(partial(build_recorder, settings))
         self.journal = SqliteJournal(self.journal_path, on_durable=self.recorder.notify)
         self.journal.start()
         self.recorder.start()
@@ -410,16 +416,26 @@ def test_sqlite_lost_store_is_rebuilt_from_the_journal(tmp_path: Path) -> None:
         again.close()
 
 
-def test_a_stale_recorder_step_never_indexes_twice(tmp_path: Path) -> None:
+def test_a_stale_recorder_batch_never_indexes_twice(tmp_path: Path) -> None:
     pair = SqlitePair(tmp_path)
     pair.append(stored("acme", *({"id": f"s{n}", "action": "x"} for n in range(10))))
     pair.recorder.sync().result(timeout=10)
+    pair.append(stored("acme", *({"id": f"s{n}", "action": "x"} for n in range(10, 15))))
     pair.close()
-    journal = connect(tmp_path / "journal.db")
     store = connect(tmp_path / "store.db")
-    # A recorder that still believes nothing was indexed is told where it is.
-    assert recorder_step(journal, store, 0, 100)[:2] == (0, 10)
-    assert store.execute("SELECT count(*) FROM event_index").fetchone() == (10,)
+    sink = SqliteIndexSink(store)
+    # A recorder that read from the start while another indexed: what the
+    # store holds is skipped, the rest indexed once, the position moved.
+    store.execute("DELETE FROM event_index WHERE seq > 10")
+    store.execute("UPDATE consumer_offsets SET seq = 10")
+    records = SqliteJournalReader(tmp_path / "journal.db").subscribe("stale").fetch(100)
+    sink.write(Batch(records[:7]))
+    assert sink.position() == 10  # nothing new in it
+    sink.write(Batch(records))
+    assert sink.position() == 15
+    assert store.execute("SELECT count(*), max(seq) FROM event_index").fetchone() == (15, 15)
+    sink.write(Batch([], end=20))  # an empty batch only moves the position
+    assert sink.position() == 20
 
 
 def test_a_killed_recorder_process_is_restarted_and_catches_up(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from auditlake.app import build_consumers
@@ -48,7 +49,7 @@ def test_the_child_archives_restarts_when_killed_and_flushes_on_stop(tmp_path: P
     )
     journal = SqliteJournal(settings.journal_path)
     journal.start()
-    consumers = ConsumerProcess(settings, build_consumers(settings))
+    consumers = ConsumerProcess(build_consumers(settings), partial(build_consumers, settings))
     consumers.start()
     try:
         first = [f"a{n:02d}" for n in range(10)]  # one full batch: archived at once

@@ -19,12 +19,13 @@ from auditlake.core.event import Event, StoredEvent, search_text
 from auditlake.core.query import Filters, Query, parse_query
 from auditlake.core.words import index_text, search_words
 from auditlake.journal.memory import MemoryEventLog
+from auditlake.journal.sqlite_reader import SqliteJournalReader
 from auditlake.lake.layout import merge
 from auditlake.lake.objects import LocalObjects
 from auditlake.lake.paths import partition_path
 from auditlake.lake.reader import LakeReader
 from auditlake.sqlite_db import connect, migrate
-from auditlake.store.sqlite_recorder import reindex_text
+from auditlake.store.sqlite_recorder import SqliteIndexSink
 
 DECOMPOSED, PRECOMPOSED = "Rene\u0301e", "Renée"
 JAMO, SYLLABLES = "\u1112\u1161\u11ab\u1100\u116e\u11a8", "한국"
@@ -135,15 +136,16 @@ def test_an_old_store_gets_its_text_index_again_in_batches(tmp_path: Path) -> No
     pair.search(_query("x"))  # indexed
     pair.close()
     _as_before_folding(tmp_path / "store.db", tmp_path / "journal.db")
-    store, journal = connect(tmp_path / "store.db"), connect(tmp_path / "journal.db")
+    store = connect(tmp_path / "store.db")
+    journal = SqliteJournalReader(tmp_path / "journal.db").subscribe("reindex")
     assert migrate(store, "store") == [3]
     assert store.execute("SELECT count(*) FROM events_text").fetchone() == (0,)
-    batches = 0
-    while reindex_text(journal, store, 3):
+    sink, batches = SqliteIndexSink(store), 0
+    while sink.reindex_text(journal, 3):
         batches += 1
     assert batches == len(EVENTS) // 3  # 7 events: two full batches, then the last one
     assert store.execute("SELECT count(*) FROM text_reindex").fetchone() == (0,)
-    assert not reindex_text(journal, store, 3)  # nothing pending: a no-op
+    assert not sink.reindex_text(journal, 3)  # nothing pending: a no-op
     store.close()
     journal.close()
     again = SqlitePair(tmp_path)

@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from functools import partial
 
-from auditlake.consumers.runner import Batch
+from auditlake.consumers.sink import Batch
 from auditlake.core.event import Event, to_micros
 from auditlake.errors import AuditlakeError
 from auditlake.lake.layout import HOUR_US, merge, merge_into

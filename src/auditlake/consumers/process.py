@@ -15,11 +15,11 @@ either) resumes where the last output was made durable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 from auditlake.child_process import ChildSupervisor
-from auditlake.config import Settings
 from auditlake.consumers.runner import ConsumerGroup, ConsumerRunner
 
 CONSUMER_NICENESS = 19  # the lowest: the recorder (5) and ingest (0) come first
@@ -30,21 +30,22 @@ CLOSE_SECONDS = 45.0
 
 
 class ConsumerProcess:
-    """Runs `build_consumers(settings)` in a child process, supervised by a
-    `ChildSupervisor` (restarted when it dies; see child_process).
+    """Runs the group `build()` makes in a child process, supervised by a
+    `ChildSupervisor` (restarted when it dies; see child_process). `build`
+    is pickled to the child: a module-level function or a partial of one.
 
-    `runners` are parent-side twins of the child's consumers: they are never
-    started and serve only `lag()` and `output_through()`, read from the
-    journal's committed positions.
+    `group`'s runners are parent-side twins of the child's consumers: they
+    are never started and serve only `lag()` and `output_through()`, read
+    from the journal's committed positions.
     """
 
-    def __init__(self, settings: Settings, group: ConsumerGroup) -> None:
+    def __init__(self, group: ConsumerGroup, build: Callable[[], ConsumerGroup]) -> None:
         self._group = group
         self.runners: list[ConsumerRunner] = group.runners
         self._child = ChildSupervisor(
             "consumers",
             run_child,
-            (settings,),
+            (build,),
             niceness=CONSUMER_NICENESS,
             close_seconds=CLOSE_SECONDS,
         )
@@ -74,11 +75,9 @@ class ConsumerProcess:
         self._group.state.close()
 
 
-def run_child(pipe: Connection, settings: Settings) -> None:
+def run_child(pipe: Connection, build: Callable[[], ConsumerGroup]) -> None:
     """The child: run the consumers until the parent says close (or goes away)."""
-    from auditlake.app import build_consumers  # the composition root
-
-    group = build_consumers(settings)
+    group = build()
     group.start()
     try:
         pipe.recv()  # ("close",)

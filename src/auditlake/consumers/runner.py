@@ -1,31 +1,24 @@
 """A journal consumer: reads its `Subscription` of the journal in batches,
-hands each batch to its sink, and commits the batch's last position only
-once the sink's output is durable.
-
-Lifecycle contract of a `Sink`:
-
-- `write(batch)` makes its output for every record of the batch durable
-  before it returns, idempotently by `(tenant, id)`: the same records written
-  twice (after a crash between the output and the commit) leave the same
-  output. The batch carries the records' journal positions and stored bytes,
-  and decodes their events once, when first asked.
-- It raises a transient `AuditlakeError` when retrying may help, or a
-  `ConfigError` when its setup is wrong (a missing bucket, denied access):
-  the runner retries the batch with capped exponential backoff, so the
-  consumer waits, its lag growing in /metrics, until the setup is fixed.
-  Any other `AuditlakeError` is permanent and blamed on events: the batch is
-  halved until the events that cause it are alone; those go to the
-  dead-letter table with the reason while the others are written.
+hands each batch to its sink (see `consumers.sink` for the sink's contract),
+and commits the batch's last position only once the sink's output is durable
+(a `PositionedSink` commits its own, with its output).
 
 A batch is flushed when `batch_events` are waiting or the oldest waiting
-event was received `batch_seconds` ago; during a burst (the journal growing
-by more than `batch_events` per second) only the age counts, so a burst is
-archived after it, within `batch_seconds`. A flush takes everything waiting,
-up to `catch_up_events` (or `batch_events`, if larger): a consumer that is
-behind writes fewer, larger batches, which matters to a sink whose cost per
-batch grows with what it already holds (the archiver rewrites each hour's
-file it touches). At most one batch is in flight: the journal is the buffer,
-so backpressure is simply the cursor's lag.
+event was received `batch_seconds` ago (with 0, whenever one waits); during a
+burst (the journal growing by more than `batch_events` per second) only the
+age counts, so a burst is archived after it, within `batch_seconds`. A flush
+takes what is waiting up to `catch_up_events` (or `batch_events`, if larger)
+and `batch_bytes` of stored JSON: a consumer that is behind writes fewer,
+larger batches, which matters to a sink whose cost per batch grows with what
+it already holds (the archiver rewrites each hour's file it touches, the
+recorder's index pages are shared by neighbouring events), while its memory
+stays bounded by configuration, not by the backlog. At most one batch is in
+flight: the journal is the buffer, so backpressure is simply the lag.
+
+A runner's thread waits `poll_seconds` between looks at the journal unless
+`wake()` (a writer's "committed" news) cuts the wait short; when a look
+finds nothing to do, `on_idle` may do background work (it returns whether
+more is pending).
 """
 
 from __future__ import annotations
@@ -35,48 +28,22 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
 
+from auditlake.consumers.filter import EventFilter
+from auditlake.consumers.sink import Batch, PositionedSink, Sink
 from auditlake.consumers.state import ConsumerState
-from auditlake.core.event import Event
 from auditlake.errors import AuditlakeError, ConfigError
 from auditlake.journal.base import JournalReader, Record, Subscription
 
 log = logging.getLogger(__name__)
 # The most events one flush takes when more are waiting (about 150 MB decoded).
 CATCH_UP_EVENTS = 50_000
-
-
-class Batch:
-    """Journal records for a sink, in position order; their events are
-    decoded once, on the first call of `events()`."""
-
-    def __init__(self, records: list[Record], events: list[Event] | None = None) -> None:
-        self.records = records
-        self._events = events
-
-    def events(self) -> list[Event]:
-        """The records' events, in the same order."""
-        if self._events is None:
-            self._events = [record.event() for record in self.records]
-        return self._events
-
-    def split(self) -> tuple[Batch, Batch]:
-        """The first and the second half (decoded events go with them)."""
-        half = len(self.records) // 2
-        events = self._events
-        return (
-            Batch(self.records[:half], events[:half] if events is not None else None),
-            Batch(self.records[half:], events[half:] if events is not None else None),
-        )
-
-
-class Sink(Protocol):
-    """Where a consumer's output goes."""
-
-    def write(self, batch: Batch) -> None:
-        """Make the output of `batch` durable (idempotent by tenant and id)."""
-        ...
+# The most stored JSON one flush takes; decoded, a batch holds several times
+# this (the archiver's rows, the recorder's index rows).
+BATCH_BYTES = 16 * 1024 * 1024
+FETCH_CHUNK = 2_000  # records per fetch while filling a batch
+# Told after each batch: (events written, seconds taken, new position).
+BatchObserver = Callable[[int, float, int], None]
 
 
 class ConsumerRunner:
@@ -92,50 +59,89 @@ class ConsumerRunner:
         batch_events: int = 10_000,
         batch_seconds: float = 60.0,
         catch_up_events: int = CATCH_UP_EVENTS,
+        batch_bytes: int = BATCH_BYTES,
         poll_seconds: float = 0.5,
         max_backoff: float = 30.0,
+        event_filter: EventFilter | None = None,
+        on_batch: BatchObserver | None = None,
+        on_idle: Callable[[], bool] | None = None,
         now_us: Callable[[], int] = lambda: time.time_ns() // 1000,
     ) -> None:
         self.name = name
         self._sink = sink
+        self._positioned = sink if isinstance(sink, PositionedSink) else None
         self._reader = reader
         self._state = state
         self._batch_events = batch_events
         self._batch_us = int(batch_seconds * 1_000_000)
         self._flush_limit = max(batch_events, catch_up_events)
+        self._batch_bytes = batch_bytes
         self._poll = poll_seconds
         self._max_backoff = max_backoff
+        self._filter = event_filter
+        self._on_batch = on_batch
+        self._on_idle = on_idle
         self._now_us = now_us
         self._subscription: Subscription | None = None
         # A subscription serves one thread at a time: the parent's view is
         # asked from /metrics and from retention at once.
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._news = threading.Event()
         self._thread: threading.Thread | None = None
         self._sampled_at, self._sampled_head, self._busy = 0.0, 0, False
 
     def step(self, *, flush: bool = False) -> int:
         """Write one batch if one is due (or any waiting events, with `flush`);
-        returns how many events it handled."""
+        returns how many journal records it covered."""
         with self._lock:
             return self._step(flush)
 
     def _step(self, flush: bool) -> int:
         subscription = self._subscribed()
-        waiting, age = subscription.lag()
-        if not waiting:
+        at = self._position(subscription)
+        if not (flush or self._batch_us == 0 or self._due(subscription, at)):
             return 0
-        full, old = waiting >= self._batch_events, age * 1e6 >= self._batch_us
-        if not (flush or old or (full and not self._ingest_busy())):
-            return 0
+        started = time.perf_counter()
         # From the commit on: a batch that failed before is read again.
-        subscription.seek(subscription.committed())
-        records = subscription.fetch(self._flush_limit)
-        if not records:  # retention removed what waited
+        subscription.seek(at)
+        records = self._fetch(subscription)
+        if not records:
             return 0
-        self._write_or_split(Batch(records))
-        subscription.commit(records[-1].position)
+        self._write_or_split(self._filtered(Batch(records)))
+        if self._positioned is None:
+            subscription.commit(records[-1].position)
+        if self._on_batch is not None:
+            self._on_batch(len(records), time.perf_counter() - started, records[-1].position)
         return len(records)
+
+    def _due(self, subscription: Subscription, at: int) -> bool:
+        waiting, age = subscription.lag(at)
+        if not waiting:
+            return False
+        full, old = waiting >= self._batch_events, age * 1e6 >= self._batch_us
+        return old or (full and not self._ingest_busy())
+
+    def _fetch(self, subscription: Subscription) -> list[Record]:
+        """The next records, up to the flush limit in count and bytes."""
+        records: list[Record] = []
+        size = 0
+        while len(records) < self._flush_limit and size < self._batch_bytes:
+            chunk = subscription.fetch(min(FETCH_CHUNK, self._flush_limit - len(records)))
+            if not chunk:
+                break
+            for record in chunk:
+                records.append(record)
+                size += len(record.body)
+                if size >= self._batch_bytes:
+                    subscription.seek(record.position)  # the rest comes next batch
+                    break
+        return records
+
+    def _filtered(self, batch: Batch) -> Batch:
+        if self._filter is None:
+            return batch
+        return self._filter.apply(batch)
 
     def _ingest_busy(self) -> bool:
         """Whether the journal grew by more than a batch per second over the
@@ -154,12 +160,17 @@ class ConsumerRunner:
         """Events after the committed position, and seconds since the oldest
         of them was received."""
         with self._lock:
-            return self._subscribed().lag()
+            subscription = self._subscribed()
+            return subscription.lag(self._position(subscription))
+
+    def head(self) -> int:
+        """The journal's newest position, as this consumer's reader sees it."""
+        return self._reader.head()
 
     def committed(self) -> int:
         """The last journal position whose output is durable (0: none)."""
         with self._lock:
-            return self._subscribed().committed()
+            return self._position(self._subscribed())
 
     def output_through(self) -> int:
         """The last journal position up to which every event has this
@@ -191,9 +202,15 @@ class ConsumerRunner:
         self._thread = threading.Thread(target=self._run, name=f"consumer-{self.name}", daemon=True)
         self._thread.start()
 
+    def wake(self) -> None:
+        """Look at the journal now rather than after the poll interval (from
+        any thread; for a writer's "committed" news)."""
+        self._news.set()
+
     def close(self, timeout: float = 60.0) -> None:
         """Flush what is waiting, then stop the thread."""
         self._stopping.set()
+        self._news.set()
         if self._thread is not None:
             self._thread.join(timeout)
         with self._lock:
@@ -203,12 +220,14 @@ class ConsumerRunner:
 
     def _run(self) -> None:
         failures = 0
+        idle_pending = True
         while True:
             stopping = self._stopping.is_set()
+            self._news.clear()
             try:
                 written = self.step(flush=stopping)
                 failures = 0
-            except Exception:  # the cursor stayed: the same batch is tried again
+            except Exception:  # the position stayed: the same batch is tried again
                 failures += 1
                 log.exception("%s: writing a batch failed (%d in a row)", self.name, failures)
                 written = 0
@@ -216,30 +235,54 @@ class ConsumerRunner:
                     return
             if stopping and not written:
                 return
+            if not written and not failures and self._on_idle is not None and idle_pending:
+                idle_pending = self._idle()
+                if idle_pending:
+                    continue
             wait = min(self._max_backoff, 2.0 ** (failures - 1)) if failures else self._poll
             if not written or failures:
-                self._stopping.wait(wait)
+                self._news.wait(wait)
+
+    def _idle(self) -> bool:
+        """Run `on_idle` once; whether it has more to do."""
+        assert self._on_idle is not None
+        try:
+            return self._on_idle()
+        except Exception:
+            log.exception("%s: background work failed (trying again later)", self.name)
+            return True
 
     def _write_or_split(self, batch: Batch) -> None:
         """Write a batch; on a permanent error, write each half alone, down to
         single events that are dead-lettered: a poison event costs about
         log2(n) writes of its neighbours, not one write per event."""
+        if not batch.records and self._positioned is None:
+            return  # a filter dropped every record: nothing to write
         try:
             self._sink.write(batch)
         except AuditlakeError as exc:
-            if exc.transient or isinstance(exc, ConfigError):
+            if exc.transient or isinstance(exc, ConfigError) or not batch.records:
                 raise
             if len(batch.records) == 1:
                 self._state.dead_letter(self.name, batch.records[0].position, exc.message)
+                if self._positioned is not None:  # move its position past the letter
+                    self._sink.write(Batch([], end=batch.end))
                 return
             for half in batch.split():
                 self._write_or_split(half)
+
+    def _position(self, subscription: Subscription) -> int:
+        """Where this consumer's output is durable up to."""
+        if self._positioned is not None:
+            return self._positioned.position()
+        return subscription.committed()
 
     def _subscribed(self) -> Subscription:
         """This consumer's subscription (under `_lock`), opened on first use."""
         if self._subscription is None:
             self._subscription = self._reader.subscribe(self.name)
-            self._adopt_legacy_cursor(self._subscription)
+            if self._positioned is None:
+                self._adopt_legacy_cursor(self._subscription)
         return self._subscription
 
     def _adopt_legacy_cursor(self, subscription: Subscription) -> None:

@@ -115,12 +115,15 @@ class Record(msgspec.Struct, frozen=True, gc=False):
 
     `position` orders the journal (the SQLite `seq`; a JetStream stream
     sequence): it increases along the journal, with gaps where retention
-    removed entries. `received_us` is when the event was accepted
-    (microseconds since the Unix epoch); `body` the stored JSON of the event,
-    decoded only when asked (`event()`), once per batch by the runner."""
+    removed entries. `received_us` is when the event was accepted and
+    `occurred_us` its `occurred_at` (both microseconds since the Unix epoch,
+    kept beside the body so that no reader parses timestamps); `body` the
+    stored JSON of the event, decoded only when asked (`event()`), once per
+    batch by the runner."""
 
     position: int
     received_us: int
+    occurred_us: int
     body: bytes
 
     def event(self) -> Event:
@@ -166,10 +169,11 @@ class Subscription(Protocol):
     def seek(self, position: int) -> None:
         """Read after `position` from the next fetch on."""
 
-    def lag(self) -> tuple[int, float]:
-        """Records after the committed position (counted by position: an
-        upper bound where retention left gaps), and seconds since the oldest
-        of them was received (0.0 when none)."""
+    def lag(self, after: int | None = None) -> tuple[int, float]:
+        """Records after the committed position (or after `after`, for a
+        sink that keeps its own), counted by position (an upper bound where
+        retention left gaps), and seconds since the oldest of them was
+        received (0.0 when none)."""
 
     def wake(self) -> None:
         """End a waiting `fetch` early."""

@@ -131,7 +131,7 @@ class MemoryEventLog:
             if not 0 < position <= len(self._rows):
                 return None
             stored = self._rows[position - 1][1]
-        return Record(position, stored.received_us, stored.body)
+        return Record(position, stored.received_us, stored.occurred_us, stored.body)
 
 
 class MemorySubscription:
@@ -159,7 +159,9 @@ class MemorySubscription:
             rows = log._rows[self._read_to : self._read_to + max_events]
         if rows:
             self._read_to = rows[-1][0]
-        return [Record(seq, stored.received_us, stored.body) for seq, stored in rows]
+        return [
+            Record(seq, stored.received_us, stored.occurred_us, stored.body) for seq, stored in rows
+        ]
 
     def commit(self, position: int) -> None:
         """Keep `position` as committed; ValueError if it is below it."""
@@ -180,10 +182,12 @@ class MemorySubscription:
         """Read after `position` from the next fetch on."""
         self._read_to = position
 
-    def lag(self) -> tuple[int, float]:
-        """Records after the committed position, and the age of the oldest."""
+    def lag(self, after: int | None = None) -> tuple[int, float]:
+        """Records after the committed position (or `after`), and the age of
+        the oldest."""
         with self._log._lock:
-            after = self._log._positions.get(self.consumer, 0)
+            if after is None:
+                after = self._log._positions.get(self.consumer, 0)
             waiting = self._log._rows[after:]
         if not waiting:
             return 0, 0.0

@@ -123,10 +123,12 @@ class SqliteSubscription:
         """Read after `position` from the next fetch on."""
         self._read_to = position
 
-    def lag(self) -> tuple[int, float]:
-        """Records after the committed position (from the head, not counted
-        one by one), and seconds since the oldest of them was received."""
-        first = fetch_all(self._conn, query("journal", "first_record_after"), (self.committed(),))
+    def lag(self, after: int | None = None) -> tuple[int, float]:
+        """Records after the committed position or `after` (from the head, not
+        counted one by one), and seconds since the oldest was received."""
+        if after is None:
+            after = self.committed()
+        first = fetch_all(self._conn, query("journal", "first_record_after"), (after,))
         if not first:
             return 0, 0.0
         seq, received_us = first[0]
@@ -144,4 +146,7 @@ class SqliteSubscription:
 
 def _records(rows: list[tuple[Any, ...]]) -> list[Record]:
     """Records of `records_after` / `records_by_seq` rows."""
-    return [Record(int(seq), int(received), bytes(body)) for seq, received, body in rows]
+    return [
+        Record(int(seq), int(received), int(occurred), bytes(body))
+        for seq, received, occurred, body in rows
+    ]

@@ -1,45 +1,41 @@
 """The embedded recorder in a child process, so indexing for search runs on
 another core than ingest instead of sharing the server's interpreter lock.
 
+The child runs the recorder's `ConsumerRunner` (built by the `build`
+callable it is given: the composition root's), whose sink keeps its
+position in the store's own transaction, so killing either process at any
+moment loses nothing: a new child resumes from the stored position.
+
 Parent and child talk over one pipe. Parent -> child: `("head", seq)` after
-each journal commit, `("close",)` at shutdown. Child -> parent: `("at", seq,
-events, seconds, head)` after each step and once at start, `head` being the
-journal's last seq as the child last read it. The child owns the
-store's write connection; its position lives in the store (see `step()`),
-so killing either process at any moment loses nothing: a new child resumes
-from the stored position. The child exits when the parent goes away.
+each journal commit (it wakes the runner), `("close",)` at shutdown.
+Child -> parent: `("at", seq, events, seconds, head)` after each batch and
+once at start, `head` being the journal's last seq as the child last read
+it. The child exits when the parent goes away.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 import operator
-import os
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from pathlib import Path
 from typing import Any
 
 from auditlake.child_process import ChildSupervisor
+from auditlake.consumers.runner import BatchObserver, ConsumerRunner
 from auditlake.journal.base import resolve
 from auditlake.process_tuning import freeze_startup_objects
-from auditlake.sqlite_db import DbConnection, connect, open_database, query, scalar
-from auditlake.store.sqlite_recorder import position, reindex_text, step
 
-log = logging.getLogger(__name__)
-POLL_SECONDS = 0.5
 RECORDER_NICENESS = 5
-RETRY_SECONDS = 1.0  # between tries when indexing fails
 # How long close() lets the child catch up (the backlog is at most
 # max_index_lag_seconds of indexing) before it kills it.
 CLOSE_SECONDS = 20.0
-STORE_CACHE_KIB = 256 * 1024
-STORE_CHECKPOINT_PAGES = 50_000
+# Builds the child's runner; told after each of its batches.
+RecorderBuilder = Callable[[BatchObserver], ConsumerRunner]
 # Steps at least this large measure the indexing rate; smaller ones mostly
 # measure the per-step overhead.
 RATE_MIN_EVENTS = 1000
@@ -53,12 +49,7 @@ class RecorderProcess:
     """
 
     def __init__(
-        self,
-        journal_path: Path,
-        store_path: Path,
-        *,
-        batch_events: int = 20_000,
-        on_step: Callable[[int, float], None] | None = None,
+        self, build: RecorderBuilder, *, on_step: Callable[[int, float], None] | None = None
     ) -> None:
         self._on_step = on_step
         self._lock = threading.Lock()  # guards the fields below
@@ -70,7 +61,7 @@ class RecorderProcess:
         self._child = ChildSupervisor(
             "recorder",
             run_child,
-            (str(journal_path), str(store_path), batch_events),
+            (build,),
             niceness=RECORDER_NICENESS,  # indexing yields to ingest; it catches up after
             close_seconds=CLOSE_SECONDS,
             reports=True,  # at start: a child that never reports cannot open the store
@@ -163,66 +154,27 @@ class RecorderProcess:
             resolve(future, None)
 
 
-def run_child(pipe: Connection, journal_path: str, store_path: str, batch_events: int) -> None:
-    """The child's loop: index while behind the journal head, else wait for news."""
-    parent = os.getppid()
-    store = open_database(Path(store_path), "store", synchronous="NORMAL")
-    # Index pages are written at random places: a larger cache and rarer
-    # checkpoints let many steps dirty the same page before it is written.
-    store.execute(f"PRAGMA cache_size = -{STORE_CACHE_KIB}")
-    store.execute(f"PRAGMA wal_autocheckpoint = {STORE_CHECKPOINT_PAGES}")
-    journal = connect(Path(journal_path))
+def run_child(pipe: Connection, build: RecorderBuilder) -> None:
+    """The child: run the recorder's runner, woken by the parent's news of
+    commits, until the parent says close (or goes away)."""
+
+    def report(events: int, seconds: float, at: int) -> None:  # in the runner's thread
+        _tell(pipe, at, events, seconds, runner.head())
+
+    runner = build(report)
     freeze_startup_objects()
-    at = position(store)
-    head = _journal_head(journal)
-    closing = False
-    reindexing = True  # until reindex_text says none is pending
-    if not _tell(pipe, at, 0, 0.0, head):
+    if not _tell(pipe, runner.committed(), 0, 0.0, runner.head()):
         return
+    runner.start()
     while True:
-        if at < head:
-            try:
-                events, at, seconds = step(journal, store, at, batch_events)
-            except Exception as exc:  # the journal is intact; try again shortly
-                log.error("indexing after seq %d failed (retrying): %s", at, exc)
-                # Told to close (or orphaned) while indexing fails (a full disk):
-                # stop now; what was indexed is committed, a new start resumes.
-                if closing or _closed_within(pipe, RETRY_SECONDS):
-                    return
-                at = position(store)
-                continue
-            if not _tell(pipe, at, events, seconds, head):
-                return
-        elif closing or os.getppid() != parent:
-            return
-        elif reindexing:  # new events first; a pending text reindex when caught up
-            try:
-                reindexing = reindex_text(journal, store, batch_events)
-            except Exception:  # the journal is intact; try again shortly
-                log.exception("indexing the text of older events again failed")
-                time.sleep(1.0)
-        # Wait for news only when caught up; either way read what has come.
-        timeout = 0.0 if at < head or reindexing else POLL_SECONDS
-        while pipe.poll(timeout):
-            try:
-                message = pipe.recv()
-            except (EOFError, OSError):  # the parent is gone; what was indexed is committed
-                return
-            closing = closing or message[0] == "close"
-            timeout = 0.0
-        head = max(head, _journal_head(journal))
-
-
-def _closed_within(pipe: Connection, seconds: float) -> bool:
-    """Wait up to `seconds` for news; True if it was "close" or the parent left."""
-    deadline = time.monotonic() + seconds
-    while pipe.poll(max(0.0, deadline - time.monotonic())):
         try:
-            if pipe.recv()[0] == "close":
-                return True
-        except (EOFError, OSError):
-            return True
-    return False
+            message = pipe.recv()
+        except (EOFError, OSError):  # the parent is gone; what was indexed is committed
+            return
+        if message[0] == "close":
+            runner.close(CLOSE_SECONDS)
+            return
+        runner.wake()
 
 
 def _tell(pipe: Connection, at: int, events: int, seconds: float, head: int) -> bool:
@@ -232,7 +184,3 @@ def _tell(pipe: Connection, at: int, events: int, seconds: float, head: int) -> 
     except OSError:
         return False
     return True
-
-
-def _journal_head(journal: DbConnection) -> int:
-    return int(scalar(journal, query("journal", "last_seq")))

@@ -2,30 +2,43 @@
 (`event_index`, `event_targets`, `events_text`) in the store database, and
 keep the typed tables of vendor events (`chainguard_registry_pull_v1`).
 
-`step()` indexes the next events after the stored position in ONE
-transaction that also moves the position, so after a crash indexing resumes
-exactly where it stopped. Under load the backlog that builds up while a step
-runs becomes the next, larger step, which amortizes index maintenance. The
-store is derived data and commits with synchronous=NORMAL: a power loss may
-undo its last steps, which are then redone from the journal.
-`recorder_process` runs these steps in a child process.
+`SqliteIndexSink` is the recorder's sink on the consumer runner: it indexes
+each batch in ONE transaction that also moves its position. Under load the
+backlog that builds up while a batch is written becomes the next, larger
+batch, which amortizes index maintenance. The store is derived data and
+commits with synchronous=NORMAL: a power loss may undo its last batches,
+which are then redone from the journal. `recorder_process` runs the runner
+in a child process.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
-import time
+from pathlib import Path
+from typing import NamedTuple
 
-import msgspec
-
+from auditlake.consumers.sink import Batch
 from auditlake.core.chainguard import PULL_TYPE, pull_row
 from auditlake.core.event import Event, search_text
 from auditlake.core.words import index_text
-from auditlake.sqlite_db import DbConnection, fetch_all, query, scalar
+from auditlake.journal.base import Record, Subscription
+from auditlake.sqlite_db import DbConnection, fetch_all, open_database, query, scalar
 
 CONSUMER = "recorder"
 log = logging.getLogger(__name__)
-_decode = msgspec.json.Decoder(Event).decode
+STORE_CACHE_KIB = 256 * 1024
+STORE_CHECKPOINT_PAGES = 50_000
+
+
+def open_index_store(path: Path) -> DbConnection:
+    """The store database's connection for the recorder (migrated)."""
+    store = open_database(path, "store", synchronous="NORMAL")
+    # Index pages are written at random places: a larger cache and rarer
+    # checkpoints let many batches dirty the same page before it is written.
+    store.execute(f"PRAGMA cache_size = -{STORE_CACHE_KIB}")
+    store.execute(f"PRAGMA wal_autocheckpoint = {STORE_CHECKPOINT_PAGES}")
+    return store
 
 
 def position(store: DbConnection) -> int:
@@ -61,80 +74,112 @@ def search_rows(seq: int, event: Event, occurred_us: int) -> tuple[Row, list[Row
     return index_row, targets, (seq, index_text(search_text(event)))
 
 
-def step(
-    journal: DbConnection, store: DbConnection, after: int, limit: int
-) -> tuple[int, int, float]:
-    """Index up to `limit` journal events after `after` in one transaction.
+class SqliteIndexSink:
+    """`PositionedSink` that makes journal events searchable in the store
+    database: each batch's rows and the new position in one transaction,
+    so after a crash indexing resumes exactly where it stopped, and two
+    recorders (say, one of a process that was just killed) never index an
+    event twice."""
 
-    The stored position is checked inside the transaction, so two recorders
-    (say, one of a process that was just killed) never index an event twice.
-    Returns (events indexed, new position, seconds taken).
-    """
-    started = time.perf_counter()
-    rows = fetch_all(journal, query("journal", "events_after"), (after, limit))
-    if not rows:
-        return 0, after, 0.0
-    index, targets, texts, pulls = [], [], [], []
-    for seq, occurred_us, body in rows:
-        event = _decode(body)
-        index_row, target_rows, text_row = search_rows(seq, event, occurred_us)
-        index.append(index_row)
-        targets += target_rows
-        texts.append(text_row)
-        if event.action == PULL_TYPE:
-            pulls += _typed_row(seq, event)
-    new_position = int(rows[-1][0])
-    store.execute("BEGIN IMMEDIATE")
-    try:
-        moved = position(store)
-        if moved != after:  # another recorder (a previous process) got there first
+    def __init__(self, store: DbConnection) -> None:
+        self._store = store
+
+    def position(self) -> int:
+        """The last journal position the store has indexed (0 for none)."""
+        return position(self._store)
+
+    def write(self, batch: Batch) -> None:
+        """Index the batch's records after the stored position and move it
+        to `batch.end`."""
+        events = batch.events()
+        while (after := self.position()) < batch.end:
+            start = bisect.bisect_right(batch.records, after, key=_position)
+            rows = _rows(batch.records[start:], events[start:])
+            if self._commit(rows, after, batch.end):
+                return
+
+    def _commit(self, rows: _Rows, after: int, end: int) -> bool:
+        """Write `rows` and move the position from `after` to `end`; False
+        (nothing written) if another recorder moved it meanwhile."""
+        store = self._store
+        store.execute("BEGIN IMMEDIATE")
+        try:
+            if position(store) != after:
+                store.execute("ROLLBACK")
+                return False
+            store.executemany(query("store", "insert_index"), rows.events)
+            store.executemany(query("store", "insert_target"), rows.targets)
+            store.executemany(query("store", "insert_text"), rows.texts)
+            if rows.pulls:
+                store.executemany(query("store", "insert_chainguard_pull"), rows.pulls)
+            store.execute(query("store", "set_offset"), (CONSUMER, end))
+            store.execute("COMMIT")
+        except BaseException:
             store.execute("ROLLBACK")
-            return 0, moved, 0.0
-        store.executemany(query("store", "insert_index"), index)
-        store.executemany(query("store", "insert_target"), targets)
-        store.executemany(query("store", "insert_text"), texts)
-        if pulls:
-            store.executemany(query("store", "insert_chainguard_pull"), pulls)
-        store.execute(query("store", "set_offset"), (CONSUMER, new_position))
-        store.execute("COMMIT")
-    except BaseException:
-        store.execute("ROLLBACK")
-        raise
-    return len(rows), new_position, time.perf_counter() - started
+            raise
+        return True
 
+    def reindex_text(self, journal: Subscription, limit: int) -> bool:
+        """Write the text index words of up to `limit` events again, when a
+        migration asked for it (`text_reindex`: the words' form changed), in
+        one transaction that also moves the reindex cursor. `journal` is a
+        subscription used only to read (never committed).
 
-def reindex_text(journal: DbConnection, store: DbConnection, limit: int) -> bool:
-    """Write the text index words of up to `limit` events again, when a
-    migration asked for it (`text_reindex`: the words' form changed), in one
-    transaction that also moves the reindex cursor.
-
-    Returns whether a reindex is still pending after this batch (False: none
-    was, or this batch finished it). Safe to repeat after a crash: the
-    cursor moves in the transaction that writes the words it covers.
-    """
-    pending = fetch_all(store, query("store", "text_reindex"))
-    if not pending:
-        return False
-    next_seq, last_seq = (int(v) for v in pending[0])
-    rows = fetch_all(journal, query("journal", "events_after"), (next_seq - 1, limit))
-    texts = [
-        (seq, index_text(search_text(_decode(body)))) for seq, _, body in rows if seq <= last_seq
-    ]
-    finished = len(texts) < limit
-    store.execute("BEGIN IMMEDIATE")
-    try:
-        if fetch_all(store, query("store", "text_reindex")) != pending:
-            store.execute("ROLLBACK")  # another recorder did this batch
-            return True
-        store.executemany(query("store", "insert_text"), texts)
+        Returns whether a reindex is still pending after this batch (False:
+        none was, or this batch finished it). Safe to repeat after a crash:
+        the cursor moves in the transaction that writes the words it covers.
+        """
+        store = self._store
+        pending = fetch_all(store, query("store", "text_reindex"))
+        if not pending:
+            return False
+        next_seq, last_seq = (int(v) for v in pending[0])
+        journal.seek(next_seq - 1)
+        records = journal.fetch(limit)
+        texts = [
+            (r.position, index_text(search_text(r.event())))
+            for r in records
+            if r.position <= last_seq
+        ]
+        finished = len(texts) < limit
+        store.execute("BEGIN IMMEDIATE")
+        try:
+            if fetch_all(store, query("store", "text_reindex")) != pending:
+                store.execute("ROLLBACK")  # another recorder did this batch
+                return True
+            store.executemany(query("store", "insert_text"), texts)
+            if finished:
+                store.execute(query("store", "text_reindex_done"))
+            else:
+                store.execute(query("store", "text_reindex_moved"), (int(texts[-1][0]) + 1,))
+            store.execute("COMMIT")
+        except BaseException:
+            store.execute("ROLLBACK")
+            raise
         if finished:
-            store.execute(query("store", "text_reindex_done"))
-        else:
-            store.execute(query("store", "text_reindex_moved"), (int(texts[-1][0]) + 1,))
-        store.execute("COMMIT")
-    except BaseException:
-        store.execute("ROLLBACK")
-        raise
-    if finished:
-        log.info("the text index has the folded words of every event again")
-    return not finished
+            log.info("the text index has the folded words of every event again")
+        return not finished
+
+
+class _Rows(NamedTuple):
+    events: list[Row]
+    targets: list[Row]
+    texts: list[Row]
+    pulls: list[Row]
+
+
+def _rows(records: list[Record], events: list[Event]) -> _Rows:
+    """The store rows of `records` (whose decoded events are `events`)."""
+    rows = _Rows([], [], [], [])
+    for record, event in zip(records, events, strict=True):
+        index_row, target_rows, text_row = search_rows(record.position, event, record.occurred_us)
+        rows.events.append(index_row)
+        rows.targets.extend(target_rows)
+        rows.texts.append(text_row)
+        if event.action == PULL_TYPE:
+            rows.pulls.extend(_typed_row(record.position, event))
+    return rows
+
+
+def _position(record: Record) -> int:
+    return record.position
