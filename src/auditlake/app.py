@@ -106,7 +106,7 @@ def build_recorder(settings: Settings, on_batch: BatchObserver) -> ConsumerRunne
         RECORDER,
         sink,
         reader,
-        ConsumerState(settings.consumers_path),
+        ConsumerState(settings.consumers_path).dead_letters,
         batch_events=1,
         batch_seconds=0.0,
         catch_up_events=settings.index_batch_events,
@@ -122,11 +122,12 @@ def build_consumers(settings: Settings) -> ConsumerGroup:
         ARCHIVER,
         Archiver(lake_objects(settings)),
         SqliteJournalReader(settings.journal_path),
-        state,
+        state.dead_letters,
+        resume_from=state.legacy_cursor(ARCHIVER),
         batch_events=settings.lake.batch_events,
         batch_seconds=settings.lake.batch_seconds,
     )
-    return ConsumerGroup([archiver], state)
+    return ConsumerGroup([archiver], state.dead_letters, state.close)
 
 
 def build_store(settings: Settings) -> EventStore:

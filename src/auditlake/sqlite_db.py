@@ -1,9 +1,11 @@
 """Opening the embedded SQLite databases: pragmas, numbered migrations, and
-named queries, kept in `sql/<schema>/` (`NNNN_name.sql` and `queries.sql`).
+named queries, kept in `sql/sqlite/<schema>/` (`NNNN_name.sql` and
+`queries.sql`, read by `auditlake.sql`).
 
-Four schemas, one file each: `journal` (the durable event log), `store`
-(the search index, derived from the journal and rebuildable), `keys` and
-`pollers` (checkpoints and dead letters of the vendor pollers).
+Five schemas, one file each: `journal` (the durable event log and the
+consumers' positions), `store` (the search index, derived from the journal
+and rebuildable), `keys`, `pollers` (checkpoints and dead letters of the
+vendor pollers) and `consumers` (their dead letters).
 
 Every connection goes through APSW, which bundles a current SQLite: the
 recorder's index writes cost about a quarter less than on the system library
@@ -14,21 +16,20 @@ POSIX locks on the same file.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import apsw
 
+from auditlake import sql
 from auditlake.errors import Unavailable
 from auditlake.files import private_file, private_folder
 
 Schema = Literal["journal", "store", "keys", "pollers", "consumers"]
-_MIGRATION = re.compile(r"(\d{4})_[a-z0-9_]+\.sql", re.ASCII)
-_NAMED = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+# Statements shared by tables of the same shape in several schemas.
+QueryGroup = Schema | Literal["dead_letters"]
+BACKEND = "sqlite"  # its folder under sql/
 
 
 DbConnection = apsw.Connection
@@ -97,27 +98,11 @@ def scalar(conn: DbConnection, sql: str, params: apsw.Bindings = ()) -> Any:
     return None if row is None else row[0]
 
 
-@cache
-def query(schema: Schema, name: str) -> str:
-    """The named statement from `sql/<schema>/queries.sql`."""
-    return _queries(schema)[name]
-
-
-@cache
-def _queries(schema: Schema) -> dict[str, str]:
-    parts = _NAMED.split(_sql_dir(schema).joinpath("queries.sql").read_text())
-    return {parts[i]: parts[i + 1].strip().rstrip(";") for i in range(1, len(parts), 2)}
+def query(schema: QueryGroup, name: str) -> str:
+    """The named statement from `sql/sqlite/<schema>/queries.sql`."""
+    return sql.statements(BACKEND, schema)[name]
 
 
 def migrations(schema: Schema) -> list[tuple[int, str, str]]:
     """The schema's migrations as (version, file name, SQL), oldest first."""
-    found = []
-    for entry in _sql_dir(schema).iterdir():
-        match = _MIGRATION.fullmatch(entry.name)
-        if match:
-            found.append((int(match[1]), entry.name, entry.read_text()))
-    return sorted(found)
-
-
-def _sql_dir(schema: Schema) -> resources.abc.Traversable:
-    return resources.files("auditlake.sql").joinpath(schema)
+    return sql.migrations(BACKEND, schema)

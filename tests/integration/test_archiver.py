@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import msgspec
 import pytest
 
 from auditlake.consumers.archiver import Archiver
@@ -58,7 +59,10 @@ def runner(setup: Any, sink: Any = None, **options: Any) -> ConsumerRunner:
     now_us = options.get("now_us")
     clock = (lambda: now_us() / 1e6) if now_us else time.time  # one clock for both
     reader = SqliteJournalReader(tmp_path / "journal.db", clock=clock)
-    return ConsumerRunner("archiver", sink or Archiver(objects), reader, state, **options)
+    options.setdefault("resume_from", state.legacy_cursor("archiver"))
+    return ConsumerRunner(
+        "archiver", sink or Archiver(objects), reader, state.dead_letters, **options
+    )
 
 
 def lake_ids(objects: LocalObjects) -> list[tuple[str, str]]:
@@ -132,7 +136,7 @@ def test_two_archivers_racing_on_one_partition_lose_nothing(setup: Any) -> None:
     states = [ConsumerState(tmp_path / f"c{n}.db") for n in range(2)]
     racers = [
         ConsumerRunner(f"archiver-{n}", Archiver(LocalObjects(tmp_path / "lake")),
-                       SqliteJournalReader(tmp_path / "journal.db"), s,
+                       SqliteJournalReader(tmp_path / "journal.db"), s.dead_letters,
                        batch_events=7, catch_up_events=7)
         for n, s in enumerate(states)
     ]  # fmt: skip
@@ -191,8 +195,9 @@ def test_a_permanent_failure_dead_letters_only_its_event(setup: Any) -> None:
     archiver = runner(setup, sink)
     assert archiver.step(flush=True) == 3
     assert sink.written == ["p1", "p3"]
-    [letter] = state.dead_letters("archiver")
-    assert (letter.seq, letter.reason) == (2, "cannot archive poison")
+    [letter] = state.dead_letters.letters("archiver")
+    assert (letter.position, letter.key, letter.reason) == (2, "2", "cannot archive poison")
+    assert msgspec.json.decode(letter.item)["id"] == "poison"  # kept with the letter
     assert archiver.committed() == 3
 
 
@@ -203,7 +208,7 @@ def test_a_transient_failure_or_a_wrong_setup_keeps_the_cursor(setup: Any) -> No
         runner(setup, FlakySink(transient=True)).step(flush=True)
     with pytest.raises(ConfigError):  # denied access is no fault of the events
         runner(setup, FlakySink(misconfigured=True)).step(flush=True)
-    assert runner(setup).committed() == 0 and state.dead_letters("archiver") == []
+    assert runner(setup).committed() == 0 and state.dead_letters.letters("archiver") == []
 
 
 def test_a_poison_event_is_found_by_halving_the_batch(setup: Any) -> None:
@@ -214,7 +219,7 @@ def test_a_poison_event_is_found_by_halving_the_batch(setup: Any) -> None:
     archiver = runner(setup, sink)
     assert archiver.step(flush=True) == 32
     assert sink.written == [i for i in ids if i != "h21"]
-    assert [letter.seq for letter in state.dead_letters("archiver")] == [22]
+    assert [letter.position for letter in state.dead_letters.letters("archiver")] == [22]
     assert archiver.output_through() == 21 and archiver.committed() == 32
     assert sink.calls <= 1 + 2 * 5  # halving 32 down to 1: two writes per level
 
@@ -237,7 +242,7 @@ def test_dead_letters_can_be_replayed_once_the_sink_takes_them(setup: Any) -> No
     assert archiver.replay_dead_letters() == (0, 1)  # still refused
     sink.poison = None
     assert archiver.replay_dead_letters() == (1, 0)
-    assert sink.written == ["d1", "poison"] and state.dead_letters("archiver") == []
+    assert sink.written == ["d1", "poison"] and state.dead_letters.letters("archiver") == []
 
 
 def test_during_a_burst_full_batches_wait_for_their_age(setup: Any) -> None:

@@ -126,7 +126,7 @@ def test_nothing_from_the_archivers_first_dead_letter_on_leaves_the_store(server
     seq = int(scalar(conn, "SELECT seq FROM events WHERE id = 'o004'"))
     conn.close()
     state = ConsumerState(settings.consumers_path)
-    state.dead_letter(ARCHIVER, seq, "the archiver could not write it")
+    state.dead_letters.add(ARCHIVER, str(seq), "the archiver could not write it", b"{}", seq)
     state.close()
     assert retention(settings).run_once() == {"acme": 4}  # o000 - o003 only
     assert [row[1] for row in store_contents(settings)[0]] == [f"o{n:03d}" for n in range(4, 10)]

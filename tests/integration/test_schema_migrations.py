@@ -12,12 +12,14 @@ and review their diff.
 from __future__ import annotations
 
 import os
+import threading
 import typing
 from pathlib import Path
 
 import pytest
 
 from auditlake.sqlite_db import DbConnection, Schema, connect, migrate, migrations
+from auditlake.sqlite_dead_letters import SqliteDeadLetters
 
 SNAPSHOTS = Path(__file__).parents[1] / "fixtures" / "schema"
 SCHEMAS: tuple[Schema, ...] = typing.get_args(Schema)
@@ -72,3 +74,27 @@ def test_a_database_at_an_earlier_version_upgrades(
     assert applied == [n for n, _name, _script in migrations(schema) if n > version]
     assert schema_of(conn) == (SNAPSHOTS / f"{schema}.sql").read_text()
     conn.close()
+
+
+def test_dead_letters_of_earlier_releases_take_the_shared_shape(tmp_path: Path) -> None:
+    consumers = at_version(tmp_path / "consumers.db", "consumers", 1)
+    consumers.execute("INSERT INTO dead_letters VALUES ('archiver', 7, 'too big', 'then')")
+    migrate(consumers, "consumers")
+    letters = SqliteDeadLetters(consumers, threading.Lock())
+    [letter] = letters.letters("archiver")
+    assert (letter.key, letter.position, letter.reason, letter.item) == ("7", 7, "too big", None)
+    assert letters.first_position("archiver") == 7
+    consumers.close()
+
+    pollers = at_version(tmp_path / "pollers.db", "pollers", 2)
+    pollers.execute(  # one letter from before items had a key, one after
+        "INSERT INTO dead_letters (id, source, reason, item, recorded_at, item_key) VALUES"
+        " (1, 'cf', 'old', '{\"a\":1}', 'then', NULL), (2, 'cf', 'new', '{\"b\":2}', 'then', 'k2')"
+    )
+    migrate(pollers, "pollers")
+    kept = SqliteDeadLetters(pollers, threading.Lock()).letters("cf")
+    assert [(d.key, d.position, d.reason, bytes(d.item or b"")) for d in kept] == [
+        ("id:1", None, "old", b'{"a":1}'),
+        ("k2", None, "new", b'{"b":2}'),
+    ]
+    pollers.close()

@@ -23,7 +23,7 @@ from auditlake.core.normalize import Limits, Origin, normalize
 from auditlake.core.times import format_rfc3339 as rfc3339
 from auditlake.core.times import parse_rfc3339
 
-PULL_TABLE = Path(auditlake.__file__).parent / "sql" / "store" / "0002_chainguard_pull.sql"
+PULL_TABLE = Path(auditlake.__file__).parent / "sql/sqlite/store/0002_chainguard_pull.sql"
 WHEN = datetime(2026, 7, 22, 19, 49, 20, 277508, tzinfo=UTC)
 NOW = datetime(2026, 7, 22, 19, 50, tzinfo=UTC)
 ORIGIN = Origin(tenant="acme", caller="oidc:webhook:g1", source="cloudevents", received_at=NOW)

@@ -15,7 +15,7 @@ from auditlake.cli.common import (
     examples,
     settings_from,
 )
-from auditlake.consumers.runner import ConsumerGroup, ConsumerRunner
+from auditlake.consumers.runner import ConsumerGroup
 from auditlake.errors import ConfigError
 
 app = typer.Typer(
@@ -39,9 +39,9 @@ def dead_letters(
     """
     group = _group(config, data_dir)
     try:
-        letters = group.state.dead_letters(_runner(group, name).name)
+        letters = group.dead_letters.letters(group.runner(name).name)
     finally:
-        group.state.close()
+        group.close()
     for letter in letters:
         typer.echo(msgspec.json.encode(letter).decode())
 
@@ -53,12 +53,10 @@ def replay(name: NameArgument, config: ConfigOption = None, data_dir: DataDirOpt
     The exit code is 1 if some still fail.
     """
     group = _group(config, data_dir)
-    runner = _runner(group, name)
     try:
-        replayed, failing = runner.replay_dead_letters()
+        replayed, failing = group.runner(name).replay_dead_letters()
     finally:
-        runner.close()
-        group.state.close()
+        group.close()
     typer.echo(f"{name}: {replayed} replayed, {failing} still failing")
     if failing:
         raise typer.Exit(1)
@@ -71,12 +69,3 @@ def _group(config: ConfigOption, data_dir: str | None) -> ConsumerGroup:
     if not settings.lake.enabled:
         raise ConfigError("no journal consumer is configured ([lake] enabled = false)")
     return build_consumers(settings)
-
-
-def _runner(group: ConsumerGroup, name: str) -> ConsumerRunner:
-    for runner in group.runners:
-        if runner.name == name:
-            return runner
-    raise ConfigError(
-        f"no consumer named {name!r}; known: {', '.join(r.name for r in group.runners)}"
-    )

@@ -61,7 +61,7 @@ class ConsumerProcess:
 
     def output_through(self, consumer: str) -> int:
         """The last journal seq up to which `consumer`'s output has every event."""
-        return next(r for r in self.runners if r.name == consumer).output_through()
+        return self._group.runner(consumer).output_through()
 
     def healthy(self) -> bool:
         """False once the supervisor has stopped (stopped, or given up)."""
@@ -70,9 +70,7 @@ class ConsumerProcess:
     def close(self) -> None:
         """Let the child flush what the journal holds, then stop it."""
         self._child.close()
-        for runner in self.runners:
-            runner.close()
-        self._group.state.close()
+        self._group.close()
 
 
 def run_child(pipe: Connection, build: Callable[[], ConsumerGroup]) -> None:

@@ -31,7 +31,8 @@ from collections.abc import Callable
 
 from auditlake.consumers.filter import EventFilter
 from auditlake.consumers.sink import Batch, PositionedSink, Sink
-from auditlake.consumers.state import ConsumerState
+from auditlake.core.event import to_micros
+from auditlake.dead_letters import DeadLetter, DeadLetters
 from auditlake.errors import AuditlakeError, ConfigError
 from auditlake.journal.base import JournalReader, Record, Subscription
 
@@ -54,8 +55,9 @@ class ConsumerRunner:
         name: str,
         sink: Sink,
         reader: JournalReader,
-        state: ConsumerState,
+        dead_letters: DeadLetters,
         *,
+        resume_from: int = 0,
         batch_events: int = 10_000,
         batch_seconds: float = 60.0,
         catch_up_events: int = CATCH_UP_EVENTS,
@@ -71,7 +73,8 @@ class ConsumerRunner:
         self._sink = sink
         self._positioned = sink if isinstance(sink, PositionedSink) else None
         self._reader = reader
-        self._state = state
+        self._dead_letters = dead_letters
+        self._resume_from = resume_from
         self._batch_events = batch_events
         self._batch_us = int(batch_seconds * 1_000_000)
         self._flush_limit = max(batch_events, catch_up_events)
@@ -176,26 +179,45 @@ class ConsumerRunner:
         """The last journal position up to which every event has this
         consumer's output: the committed one, or just before the first dead
         letter (which has none)."""
-        return self._state.output_through(self.name, self.committed())
+        committed = self.committed()
+        first = self._dead_letters.first_position(self.name)
+        return committed if first is None else min(committed, first - 1)
 
     def replay_dead_letters(self) -> tuple[int, int]:
         """Hand the dead-lettered events to the sink again; those it takes are
-        forgotten. Returns (replayed, still failing)."""
+        forgotten. Returns (replayed, still failing). ConfigError for a
+        positioned sink, which writes in journal order only."""
+        if self._positioned is not None:
+            raise ConfigError(f"{self.name} writes in journal order: its dead letters stay listed")
         replayed = failing = 0
-        for letter in self._state.dead_letters(self.name):
-            record = self._reader.record(letter.seq)
-            if record is None:  # not in the journal (any more): nothing to replay
-                self._state.forget(self.name, letter.seq)
+        for letter in self._dead_letters.letters(self.name):
+            record = self._letter_record(letter)
+            if record is None:  # neither kept nor in the journal: nothing to replay
+                self._dead_letters.forget(self.name, letter.key)
                 continue
             try:
                 self._sink.write(Batch([record]))
             except AuditlakeError as exc:
                 failing += 1
-                self._state.dead_letter(self.name, letter.seq, exc.message)
+                self._dead_lettered(record, exc.message)
                 continue
-            self._state.forget(self.name, letter.seq)
+            self._dead_letters.forget(self.name, letter.key)
             replayed += 1
         return replayed, failing
+
+    def _letter_record(self, letter: DeadLetter) -> Record | None:
+        """The record a letter holds (from the journal while it is there)."""
+        position = letter.position or 0
+        record = self._reader.record(position)
+        if record is not None or letter.item is None:
+            return record
+        body = bytes(letter.item)
+        occurred = to_micros(Record(position, 0, 0, body).event().occurred_at)
+        return Record(position, 0, occurred, body)
+
+    def _dead_lettered(self, record: Record, reason: str) -> None:
+        position = record.position
+        self._dead_letters.add(self.name, str(position), reason, record.body, position)
 
     def start(self) -> None:
         """Run `step()` in a daemon thread until `close()`."""
@@ -264,7 +286,7 @@ class ConsumerRunner:
             if exc.transient or isinstance(exc, ConfigError) or not batch.records:
                 raise
             if len(batch.records) == 1:
-                self._state.dead_letter(self.name, batch.records[0].position, exc.message)
+                self._dead_lettered(batch.records[0], exc.message)
                 if self._positioned is not None:  # move its position past the letter
                     self._sink.write(Batch([], end=batch.end))
                 return
@@ -286,11 +308,11 @@ class ConsumerRunner:
         return self._subscription
 
     def _adopt_legacy_cursor(self, subscription: Subscription) -> None:
-        """A consumer that kept its cursor in the consumers database before
-        subscriptions existed resumes from it, once, if the journal holds
+        """A consumer that kept its cursor elsewhere before subscriptions
+        existed (`resume_from`) resumes from it, once, if the journal holds
         that far (a journal restored or made anew would otherwise have its
         first events skipped)."""
-        legacy = self._state.legacy_cursor(self.name)
+        legacy = self._resume_from
         if legacy <= subscription.committed():
             return
         if legacy > self._reader.head():
@@ -303,11 +325,26 @@ class ConsumerRunner:
 
 
 class ConsumerGroup:
-    """The consumers of a service and their shared state."""
+    """The consumers of a service, their dead letters, and what closes the
+    state they share."""
 
-    def __init__(self, runners: list[ConsumerRunner], state: ConsumerState) -> None:
+    def __init__(
+        self,
+        runners: list[ConsumerRunner],
+        dead_letters: DeadLetters,
+        close_state: Callable[[], None] = lambda: None,
+    ) -> None:
         self.runners = runners
-        self.state = state
+        self.dead_letters = dead_letters
+        self._close_state = close_state
+
+    def runner(self, name: str) -> ConsumerRunner:
+        """The consumer named `name`; ConfigError naming the known ones."""
+        for runner in self.runners:
+            if runner.name == name:
+                return runner
+        known = ", ".join(r.name for r in self.runners)
+        raise ConfigError(f"no consumer named {name!r}; known: {known}")
 
     def start(self) -> None:
         """Start every consumer's thread."""
@@ -315,7 +352,8 @@ class ConsumerGroup:
             runner.start()
 
     def close(self) -> None:
-        """Let every consumer flush what the journal holds, then close the state."""
+        """Let every started consumer flush what the journal holds, release
+        every subscription, then close the shared state."""
         for runner in self.runners:
             runner.close()
-        self.state.close()
+        self._close_state()

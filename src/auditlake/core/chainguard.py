@@ -119,7 +119,7 @@ def _error(error: PullError | None) -> ErrorInfo | None:
 
 def pull_row(event: Event) -> tuple[Any, ...] | None:
     """The row of a stored pull event in the typed table (the columns of
-    `sql/store/0002_chainguard_pull.sql` after `seq`), or None."""
+    `sql/sqlite/store/0002_chainguard_pull.sql` after `seq`), or None."""
     if event.action != PULL_TYPE or not isinstance(event.raw, dict):
         return None
     pull = read_pull(event.raw.get("data"))

@@ -1,27 +1,21 @@
 """Pollers' durable state in the embedded `pollers` database: one checkpoint
-per source (it only moves forward) and the dead-lettered vendor items."""
+per source (it only moves forward) and the dead-lettered vendor items (the
+`dead_letters` shape every owner shares, keyed by a digest of the item)."""
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from auditlake.core.event import from_micros, to_micros
-from auditlake.sqlite_db import fetch_all, open_database, query, scalar
-
-
-class DeadLetter(msgspec.Struct, frozen=True):
-    """A vendor item that could not be kept, and why."""
-
-    id: int
-    reason: str
-    item: Any
-    recorded_at: str
+from auditlake.dead_letters import DeadLetter, now_text
+from auditlake.sqlite_db import open_database, query, scalar
+from auditlake.sqlite_dead_letters import SqliteDeadLetters
 
 
 class PollerState:
@@ -30,6 +24,7 @@ class PollerState:
     def __init__(self, path: Path) -> None:
         self._conn = open_database(path, "pollers")
         self._lock = threading.Lock()
+        self._letters = SqliteDeadLetters(self._conn, self._lock)
 
     def checkpoint(self, source: str) -> datetime | None:
         """Where `source`'s next poll starts (before its safety lag), if known."""
@@ -42,7 +37,7 @@ class PollerState:
         with self._lock:
             self._conn.execute(
                 query("pollers", "set_checkpoint"),
-                (source, to_micros(checkpoint), _now()),
+                (source, to_micros(checkpoint), now_text()),
             )
 
     def dead_letter(self, source: str, reason: str, item: Any) -> None:
@@ -50,21 +45,13 @@ class PollerState:
         source, however many polls see it again)."""
         encoded = msgspec.json.encode(item)
         key = hashlib.sha256(encoded).hexdigest()
-        with self._lock:
-            self._conn.execute(
-                query("pollers", "insert_dead_letter"), (source, reason, encoded, _now(), key)
-            )
+        self._letters.add(source, key, reason, encoded, None)
 
     def dead_letters(self, source: str) -> list[DeadLetter]:
         """The dead letters of `source`, oldest first."""
-        with self._lock:
-            rows = fetch_all(self._conn, query("pollers", "dead_letters"), (source,))
-        return [DeadLetter(r[0], r[1], msgspec.json.decode(r[2]), r[3]) for r in rows]
+        return self._letters.letters(source)
 
     def close(self) -> None:
         """Close the database."""
-        self._conn.close()
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,2 @@
+-- name: get_cursor
+SELECT seq FROM cursors WHERE consumer = ?;
