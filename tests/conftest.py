@@ -23,8 +23,8 @@ from tests.issuer import LocalIssuer
 
 from auditlake.app import build_services
 from auditlake.config import Settings
+from auditlake.runtime import Services
 from auditlake.web.app import create_app
-from auditlake.web.services import Services
 
 pytest_plugins = ["pytester"]  # the tier guard's own test runs a scratch session
 

@@ -20,16 +20,19 @@ from auditlake.consumers.process import ConsumerProcess
 from auditlake.consumers.runner import BatchObserver, ConsumerGroup, ConsumerRunner
 from auditlake.consumers.state import ConsumerState
 from auditlake.files import PRIVATE_UMASK
+from auditlake.ingest import Ingest
 from auditlake.journal.base import CommitObserver, Journal
 from auditlake.journal.sqlite import SqliteJournal
 from auditlake.journal.sqlite_reader import SqliteJournalReader
 from auditlake.keys.base import KeyStore
 from auditlake.keys.sqlite import SqliteKeyStore
 from auditlake.lake.objects import LocalObjects, ObjectStore
+from auditlake.metrics import Metrics
 from auditlake.pollers.poller import Poller, PollObserver, Schedule
 from auditlake.pollers.runner import PollerGroup, PollerRunner
 from auditlake.pollers.state import PollerState
 from auditlake.process_tuning import freeze_startup_objects, tune_allocator
+from auditlake.runtime import Services
 from auditlake.store.base import EventStore
 from auditlake.store.recorder_process import RecorderProcess
 from auditlake.store.retention import Keeper, RetentionRunner
@@ -37,8 +40,6 @@ from auditlake.store.sqlite import SqliteStore
 from auditlake.store.sqlite_recorder import SqliteIndexSink, open_index_store
 from auditlake.store.sqlite_retention import SqliteKeeper, SqliteRetention
 from auditlake.web.app import create_app
-from auditlake.web.metrics import Metrics
-from auditlake.web.services import Services
 
 ARCHIVER = "archiver"
 RECORDER = "recorder"
@@ -55,17 +56,19 @@ def build_services(settings: Settings) -> Services:
         if settings.lake.enabled
         else None
     )
-    return Services(
+    services = Services(
         settings=settings,
         journal=journal,
         store=build_store(settings),
         keys=build_keys(settings),
         metrics=metrics,
         recorder=recorder,
-        pollers=build_pollers(settings, journal, metrics) if settings.sources.cloudflare else None,
         consumers=consumers,
         retention=build_retention(settings, consumers) if consumers else None,
     )
+    if settings.sources.cloudflare:
+        services.pollers = build_pollers(settings, services.ingest, metrics)
+    return services
 
 
 def build_journal(
@@ -82,6 +85,12 @@ def build_journal(
         on_commit=on_commit,
         on_durable=on_durable,
     )
+
+
+def build_ingest(settings: Settings, journal: Journal) -> Ingest:
+    """The way in for a CLI process: it runs no recorder, so nothing holds
+    its writes back but the journal's queue, and it exports no metrics."""
+    return Ingest(journal, Metrics())
 
 
 def build_keeper(settings: Settings) -> Keeper:
@@ -171,10 +180,8 @@ def lake_objects(settings: Settings) -> ObjectStore:
     )
 
 
-def build_pollers(
-    settings: Settings, journal: Journal, observer: PollObserver | None
-) -> PollerGroup:
-    """A runner per `[[sources.cloudflare]]` block, journaling into `journal`."""
+def build_pollers(settings: Settings, ingest: Ingest, observer: PollObserver | None) -> PollerGroup:
+    """A runner per `[[sources.cloudflare]]` block, journaling through `ingest`."""
     import httpx
 
     from auditlake.pollers.cloudflare import make_fetcher
@@ -189,7 +196,7 @@ def build_pollers(
             source.tenant or source.account_id,
             make_fetcher(source, client),
             Schedule(source.poll_interval, source.safety_lag, source.initial_checkpoint),
-            journal=journal,
+            ingest=ingest,
             state=state,
             limits=settings.limits,
             observer=observer,

@@ -13,8 +13,8 @@ import pytest
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from auditlake.runtime import Services
 from auditlake.web.app import create_app
-from auditlake.web.services import Services
 
 
 @pytest.fixture

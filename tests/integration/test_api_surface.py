@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from auditlake.client import Client, id_segment
 from auditlake.errors import InvalidInput
 from auditlake.keys.sqlite import SqliteKeyStore
+from auditlake.runtime import Services
 from auditlake.web.app import create_app
-from auditlake.web.services import Services
 
 # Each passed a `re.match(r"^...$")` check or looks like a valid name.
 BAD_TENANTS = [

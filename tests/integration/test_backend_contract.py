@@ -484,3 +484,20 @@ def test_a_waiter_that_gave_up_does_not_stop_the_journal(tmp_path: Path) -> None
     later = journal.submit(stored("acme", {"id": "later", "action": "x"})).result(timeout=10)
     assert later[0].status == "created" and journal.healthy()
     journal.close()
+
+
+def test_consumers_hear_of_a_commit_before_its_caller_does(tmp_path: Path) -> None:
+    """A search right after an acknowledged write must wait for that write:
+    the recorder's head moves before the caller's future resolves."""
+    heads: list[int] = []
+    journal = SqliteJournal(tmp_path / "journal.db", on_durable=heads.append)
+    journal.start()
+    try:
+        for n in range(20):
+            future = journal.submit(stored("acme", {"id": f"o{n}", "action": "x"}))
+            seen_at_answer: list[int] = []
+            future.add_done_callback(lambda _f, seen=seen_at_answer: seen.append(len(heads)))
+            future.result(timeout=10)
+            assert seen_at_answer == [n + 1]  # notified of this commit already
+    finally:
+        journal.close()

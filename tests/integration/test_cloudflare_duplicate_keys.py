@@ -19,7 +19,9 @@ from tests.fake_cloudflare import v1_item, v2_item
 from auditlake.config import CloudflareSource
 from auditlake.core.normalize import Limits
 from auditlake.core.query import parse_query
+from auditlake.ingest import Ingest
 from auditlake.journal.memory import MemoryEventLog
+from auditlake.metrics import Metrics
 from auditlake.pollers.cloudflare import make_fetcher
 from auditlake.pollers.http import VendorUnavailable
 from auditlake.pollers.poller import Poller, Schedule
@@ -73,7 +75,8 @@ def poll(tmp_path: Path) -> Iterator[Callable[[str, bytes], tuple[Any, Any, Any]
         state = PollerState(tmp_path / f"pollers-{len(opened)}.db")
         opened.append(state)
         schedule = Schedule(60.0, 60.0, initial_checkpoint=START)
-        poller = Poller(source.name, "security", fetcher, schedule, journal=journal,
+        ingest = Ingest(journal, Metrics())
+        poller = Poller(source.name, "security", fetcher, schedule, ingest=ingest,
                         state=state, limits=Limits(), clock=lambda: NOW)  # fmt: skip
         try:
             return poller.poll_once(), journal, state

@@ -15,7 +15,7 @@ from auditlake.app import build_services
 from auditlake.config import load_settings
 from auditlake.core.query import parse_query
 from auditlake.errors import AuditlakeError
-from auditlake.web.services import Services
+from auditlake.runtime import Services
 
 TOKEN = "cf-poll-token"
 ACCOUNT = "0a1b2c3d4e5f"

@@ -18,8 +18,8 @@ from starlette.testclient import TestClient
 from auditlake import ApiError, Client
 from auditlake.app import build_services
 from auditlake.config import load_settings
+from auditlake.runtime import Services
 from auditlake.web.app import create_app
-from auditlake.web.services import Services
 
 if TYPE_CHECKING:
     from conftest import LiveServer

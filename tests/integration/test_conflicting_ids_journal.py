@@ -23,8 +23,8 @@ from auditlake.core.normalize import Limits, Origin, normalize
 from auditlake.errors import Conflict
 from auditlake.journal.base import AppendResult
 from auditlake.journal.sqlite import SqliteJournal
+from auditlake.runtime import Services
 from auditlake.sqlite_db import DbConnection, connect
-from auditlake.web.services import Services
 
 RECEIVED = datetime(2026, 11, 1, tzinfo=UTC)
 

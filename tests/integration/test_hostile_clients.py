@@ -26,8 +26,8 @@ from tests.store_doubles import StoreWrapper
 from auditlake.app import build_services
 from auditlake.config import Settings
 from auditlake.core.query import Query
+from auditlake.runtime import Services
 from auditlake.store.base import EventStore, Page
-from auditlake.web.services import Services
 
 SEARCH_SECONDS = 0.5
 HOSTILE_CLIENTS = 48

@@ -17,7 +17,9 @@ from auditlake.core.normalize import Limits, Provenance
 from auditlake.core.query import parse_query
 from auditlake.core.times import format_rfc3339
 from auditlake.errors import Unavailable
+from auditlake.ingest import Ingest
 from auditlake.journal.memory import MemoryEventLog
+from auditlake.metrics import Metrics
 from auditlake.pollers.base import InvalidItem, Mapped, Window
 from auditlake.pollers.poller import Poller, Schedule
 from auditlake.pollers.runner import PollerRunner
@@ -68,7 +70,7 @@ def setup(tmp_path: Path) -> Iterator[tuple[ScriptedVendor, Poller, MemoryEventL
     state = PollerState(tmp_path / "pollers.db")
     poller = Poller(
         "vendor", "acme", vendor, Schedule(60.0, LAG, initial_checkpoint=T0 - timedelta(hours=1)),
-        journal=journal, state=state, limits=Limits(), clock=lambda: vendor.now,
+        ingest=Ingest(journal, Metrics()), state=state, limits=Limits(), clock=lambda: vendor.now,
     )  # fmt: skip
     yield vendor, poller, journal, state
     state.close()

@@ -13,10 +13,10 @@ from tests.store_doubles import StoreWrapper
 
 from auditlake.app import build_services
 from auditlake.config import Settings
+from auditlake.runtime import Services
 from auditlake.store.base import EventStore
 from auditlake.web import app as web_app
 from auditlake.web.app import create_app
-from auditlake.web.services import Services
 
 PROBES = 20
 

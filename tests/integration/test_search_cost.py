@@ -19,9 +19,9 @@ from auditlake.lake.layout import merge
 from auditlake.lake.objects import LocalObjects
 from auditlake.lake.paths import partition_path
 from auditlake.lake.reader import LakeReader
+from auditlake.runtime import Services
 from auditlake.store.sqlite import SqliteStore
 from auditlake.web.app import create_app
-from auditlake.web.services import Services
 
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
 EVENTS = [

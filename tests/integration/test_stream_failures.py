@@ -22,8 +22,8 @@ from auditlake.app import build_services
 from auditlake.config import Settings
 from auditlake.core.query import Query, too_costly
 from auditlake.errors import AuditlakeError, Overloaded, Unavailable
+from auditlake.runtime import Services
 from auditlake.store.base import EventStore, Page
-from auditlake.web.services import Services
 
 EVENTS = 230
 FAILURES: dict[str, Callable[[], AuditlakeError]] = {

@@ -13,8 +13,8 @@ from starlette.testclient import TestClient
 
 from auditlake import ApiError, Client
 from auditlake.core.times import ACCEPTED_FORMS
+from auditlake.runtime import Services
 from auditlake.web.app import create_app
-from auditlake.web.services import Services
 
 if TYPE_CHECKING:
     from conftest import LiveServer

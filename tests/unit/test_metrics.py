@@ -4,8 +4,8 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
+from auditlake.metrics import Metrics
 from auditlake.pollers.poller import PollResult
-from auditlake.web.metrics import Metrics
 
 
 def gauge(metrics: Metrics, name: str) -> float:

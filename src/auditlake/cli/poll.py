@@ -82,13 +82,13 @@ def cloudflare(
     A backfill (--since and --until) fetches that window and leaves the
     checkpoints alone. The exit code is 1 if any poll failed.
     """
-    from auditlake.app import build_journal, build_pollers  # the composition root
+    from auditlake.app import build_ingest, build_journal, build_pollers  # the composition root
 
     window = _window(since, until)  # a mistyped flag is named before the config's problems
     settings = _only(settings_from(config, data_dir=data_dir), source or [])
     journal = build_journal(settings)
     journal.start()
-    group = build_pollers(settings, journal, observer=None)  # no /metrics in a CLI run
+    group = build_pollers(settings, build_ingest(settings, journal), observer=None)
     try:
         if once or window is not None:
             failed = sum(not _poll(runner.poller, window, json) for runner in group.runners)

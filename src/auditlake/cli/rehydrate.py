@@ -61,7 +61,7 @@ def rehydrate(
     Running it twice stores nothing twice. The events stay searchable for the
     rehydrated_days of the retention settings, then retention removes them.
     """
-    from auditlake.app import build_journal, build_keeper, lake_objects  # the composition root
+    from auditlake.app import build_ingest, build_journal, build_keeper, lake_objects
     from auditlake.lake.rehydrate import lake_tenants
     from auditlake.lake.rehydrate import rehydrate as run
 
@@ -80,11 +80,12 @@ def rehydrate(
     keep_until = time.time_ns() // 1000 + settings.retention.rehydrated_days * DAY_US
     journal = build_journal(settings)
     journal.start()
+    ingest = build_ingest(settings, journal)
     keeper = build_keeper(settings)
     try:
         with Progress(TextColumn("{task.description} {task.completed:,} events")) as bar:
             task = bar.add_task("rehydrating")
-            done = run(objects, journal, keeper, tenants, window, keep_until,
+            done = run(objects, ingest, keeper, tenants, window, keep_until,
                        on_page=lambda n: bar.advance(task, n))  # fmt: skip
     finally:
         keeper.close()

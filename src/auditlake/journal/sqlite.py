@@ -167,12 +167,14 @@ class SqliteJournal:
                 fail(request.future, error)
         else:
             self._failure = None
+            # The consumers hear of the commit before any caller does: a
+            # search right after an acknowledged write waits for it.
+            self._observe(count, time.perf_counter() - started)
             for request, judged in zip(group, results, strict=True):
                 if judged.conflict is not None:
                     fail(request.future, judged.conflict)
                 else:
                     resolve(request.future, judged.results)
-            self._observe(count, time.perf_counter() - started)
         finally:
             with self._wakeup:
                 self._queued_events -= count

@@ -15,13 +15,14 @@ import msgspec
 
 from auditlake.core.event import Event, StoredEvent, to_micros
 from auditlake.core.query import Filters, Query
-from auditlake.journal.base import Journal
+from auditlake.ingest import Ingest
 from auditlake.lake.objects import ObjectStore
 from auditlake.lake.paths import tenant_of_folder
 from auditlake.lake.reader import LakePosition, LakeReader
 from auditlake.store.retention import Keeper
 
 PAGE = 1000
+LABEL = "rehydrate"  # the source its events are counted under
 _encode = msgspec.json.encode
 
 
@@ -42,7 +43,7 @@ def lake_tenants(objects: ObjectStore) -> list[str]:
 
 def rehydrate(
     objects: ObjectStore,
-    journal: Journal,
+    ingest: Ingest,
     keeper: Keeper,
     tenants: list[str],
     window: tuple[int, int],
@@ -50,7 +51,8 @@ def rehydrate(
     on_page: Callable[[int], None] = lambda _n: None,
 ) -> Rehydrated:
     """Append the lake's events of `tenants` in [since, until) to the journal
-    and ask retention (`keeper`) to keep them until `keep_until_us`."""
+    (through `ingest`, waiting while search indexing is behind) and ask
+    retention (`keeper`) to keep them until `keep_until_us`."""
     done = Rehydrated()
     reader = LakeReader(objects)
     for tenant in tenants:
@@ -58,7 +60,8 @@ def rehydrate(
             stored = [_stored(e) for e in events]
             # The journal's copy is the original: a lake copy that differs
             # (`conflict`) leaves it as it is, like a duplicate.
-            results = journal.submit(stored, keep_first=True).result(timeout=120)
+            ingest.admission.wait_blocking()
+            results = ingest.submit(LABEL, stored, keep_first=True).result(timeout=120)
             done.read += len(events)
             done.created += sum(r.status == "created" for r in results)
             done.duplicates += sum(r.status != "created" for r in results)

@@ -18,16 +18,14 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import msgspec
 
 from auditlake.core.event import StoredEvent
-from auditlake.core.normalize import Limits, Origin, normalize
-from auditlake.errors import InvalidInput
-from auditlake.journal.base import AppendResult, Journal
+from auditlake.core.normalize import Limits, Origin
+from auditlake.ingest import Ingest, Submitted
 from auditlake.pollers.base import Fetcher, InvalidItem, Mapped, Window
 from auditlake.pollers.state import PollerState
 
@@ -85,7 +83,7 @@ class Poller:
         fetcher: Fetcher,
         schedule: Schedule,
         *,
-        journal: Journal,
+        ingest: Ingest,
         state: PollerState,
         limits: Limits,
         observer: PollObserver | None = None,
@@ -95,7 +93,8 @@ class Poller:
         self.tenant = tenant
         self.schedule = schedule
         self._fetcher = fetcher
-        self._journal = journal
+        self._ingest = ingest
+        self._label = f"poller:{name}"
         self._state = state
         self._limits = limits
         self._observer = observer
@@ -130,13 +129,17 @@ class Poller:
         A page's commit overlaps the next page's fetch: at most PIPELINE pages
         wait for the journal at a time."""
         result = PollResult(window.since, window.before)
-        pending: deque[Future[list[AppendResult]]] = deque()
+        pending: deque[Submitted] = deque()
         try:
             for page in self._fetcher.pages(window):
                 result.fetched += len(page)
                 stored = self._normalized(self._mapped(page, result), result)
                 if stored:
-                    pending.append(self._journal.submit(stored, keep_first=True))
+                    # Search indexing's backpressure, as for requests: this
+                    # thread waits (a poll that waits too long fails, and
+                    # is tried again).
+                    self._ingest.admission.wait_blocking()
+                    pending.append(self._ingest.submit(self._label, stored, keep_first=True))
                 while len(pending) > PIPELINE:
                     self._count(pending.popleft(), result)
             while pending:
@@ -154,6 +157,7 @@ class Poller:
             try:
                 mapped.append(self._fetcher.map_item(raw))
             except InvalidItem as exc:
+                self._ingest.rejected(self._label)
                 self._reject(raw, exc.message, result)
         newest = max((m.occurred_at for m in mapped), default=None)
         if newest is not None and (result.latest is None or newest > result.latest):
@@ -163,22 +167,14 @@ class Poller:
     def _normalized(self, mapped: list[Mapped], result: PollResult) -> list[StoredEvent]:
         """The page's stored events; items over a limit are dead-lettered."""
         origin = Origin(self.tenant, f"poller:{self.name}", "poller", self._clock())
-        try:
-            return normalize(
-                [m.item for m in mapped], origin, self._limits, [m.provenance for m in mapped]
-            )
-        except InvalidInput as exc:
-            problems = exc.details if isinstance(exc.details, list) else []
-            bad = {int(p.get("index") or 0) for p in problems}
-            for index in sorted(bad):
-                reasons = [
-                    f"{p['field']}: {p['message']}"
-                    for p in problems
-                    if int(p.get("index") or 0) == index
-                ]
-                self._reject(mapped[index].provenance.raw, "; ".join(reasons), result)
-            rest = [m for i, m in enumerate(mapped) if i not in bad]
-            return self._normalized(rest, result) if rest else []
+        return self._ingest.normalized_each(
+            self._label,
+            [m.item for m in mapped],
+            origin,
+            self._limits,
+            [m.provenance for m in mapped],
+            lambda index, reason: self._reject(mapped[index].provenance.raw, reason, result),
+        )
 
     def _reject(self, raw: Any, reason: str, result: PollResult) -> None:
         result.invalid += 1
@@ -189,9 +185,9 @@ class Poller:
         if self._observer is not None:
             self._observer.polled(self.name, result, now)
 
-    def _count(self, future: Future[list[AppendResult]], result: PollResult) -> None:
+    def _count(self, submitted: Submitted, result: PollResult) -> None:
         """Wait until a page is durable and count what it added."""
-        outcome = future.result(timeout=JOURNAL_WAIT_SECONDS)
+        outcome = submitted.result(timeout=JOURNAL_WAIT_SECONDS)
         conflicts = [r.id for r in outcome if r.status == "conflict"]
         created = sum(1 for r in outcome if r.status == "created")
         result.created += created

@@ -14,15 +14,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from auditlake.errors import AuditlakeError
+from auditlake.runtime import Services
 from auditlake.web.auth import Authenticator
 from auditlake.web.cloudevents import CloudEventsRoutes
 from auditlake.web.events import EventRoutes
 from auditlake.web.export import ExportRoute
-from auditlake.web.limits import SharedCall
 from auditlake.web.metrics import CLIENT_CLOSED_REQUEST, RequestTimer
 from auditlake.web.openapi import openapi_document
 from auditlake.web.routing import EventIdRoute, Resource
-from auditlake.web.services import Services
+from auditlake.work_limits import SharedCall
 
 log = logging.getLogger(__name__)
 # How long /readyz waits for the store to answer a ping.

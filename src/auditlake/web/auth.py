@@ -11,7 +11,7 @@ from auditlake.core.event import check_tenant
 from auditlake.core.query import single_values
 from auditlake.errors import Forbidden, MalformedInput, Unauthenticated
 from auditlake.keys.base import ApiKey, KeyStore, Scope, verify
-from auditlake.web.limits import WorkPools
+from auditlake.work_limits import WorkPools
 
 
 class Authenticator:

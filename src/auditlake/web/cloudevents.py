@@ -19,16 +19,16 @@ from auditlake.config import CloudEventsSource
 from auditlake.core import chainguard
 from auditlake.core.cloudevents import CloudEvent, map_cloudevent, type_kept
 from auditlake.core.event import EventInput
-from auditlake.core.normalize import Origin, Provenance, normalize
+from auditlake.core.normalize import Origin, Provenance
 from auditlake.errors import AuditlakeError, Conflict, Forbidden, InvalidInput
 from auditlake.journal.base import AppendResult
 from auditlake.journal.dedupe import in_request_message
+from auditlake.runtime import Services
 from auditlake.web.auth import Authenticator
 from auditlake.web.body import read_body, read_body_as_sent
 from auditlake.web.cloudevents_http import is_batch, read_events
-from auditlake.web.events import JSON, journal_events, single_response
+from auditlake.web.events import JSON, single_response
 from auditlake.web.oidc import OidcVerifier
-from auditlake.web.services import Services
 from auditlake.web.webhooks import StandardWebhookVerifier
 
 
@@ -59,7 +59,7 @@ class CloudEventsRoutes:
     async def receive(self, request: Request) -> Response:
         """POST: journal the kept CloudEvents of the request (all or none)."""
         caller = await self._caller_before_body(request)
-        await self.services.admit()  # before reading the body, as the events API does
+        await self.services.ingest.admission.wait()  # before reading the body, as /v1/events
         limits = self.services.settings.limits
         batch = is_batch(request.headers)
         cap = limits.max_body_bytes if batch else limits.max_event_bytes
@@ -79,14 +79,14 @@ class CloudEventsRoutes:
                 request.headers, body, self.services.settings.limits.max_batch_events
             )
         except AuditlakeError:
-            self.services.metrics.count_events(self.label, "rejected")
+            self.services.ingest.rejected(self.label)
             raise
         kept = [e for e in events if type_kept(e.type, self.source.types)]
         try:
             results = await self._record(kept, caller) if kept else []
         except Conflict as conflict:
             raise _redelivery_conflict(conflict, events, kept) from None
-        self.services.metrics.count_events(self.label, "ignored", len(events) - len(kept))
+        self.services.ingest.ignored(self.label, len(events) - len(kept))
         if not batch:
             if results:
                 return single_response(results[0])
@@ -132,13 +132,11 @@ class CloudEventsRoutes:
             source="cloudevents",
             received_at=datetime.now(UTC),
         )
+        ingest = self.services.ingest
+        inputs, provenance = [m[0] for m in mapped], [m[1] for m in mapped]
         limits = self.services.settings.limits
-        try:
-            stored = normalize([m[0] for m in mapped], origin, limits, [m[1] for m in mapped])
-        except AuditlakeError:
-            self.services.metrics.count_events(self.label, "rejected", len(events))
-            raise
-        return await journal_events(self.services, stored, self.label)
+        stored = ingest.normalized(self.label, inputs, origin, limits, provenance)
+        return await ingest.append(self.label, stored)
 
     def _map(self, event: CloudEvent) -> tuple[EventInput, Provenance]:
         item, provenance = map_cloudevent(event)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -10,15 +9,15 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from auditlake.core.event import EventInput, StoredEvent
-from auditlake.core.normalize import Limits, Origin, normalize, parse_batch, parse_event
+from auditlake.core.event import EventInput
+from auditlake.core.normalize import Limits, Origin, parse_batch, parse_event
 from auditlake.core.query import check_names, parse_query
-from auditlake.errors import AuditlakeError, Conflict, MalformedInput, NotFound
+from auditlake.errors import AuditlakeError, MalformedInput, NotFound
 from auditlake.journal.base import AppendResult, BatchResult
 from auditlake.keys.base import ApiKey
+from auditlake.runtime import Services
 from auditlake.web.auth import Authenticator, query_values, read_tenant
 from auditlake.web.body import read_body
-from auditlake.web.services import Services
 from auditlake.web.streams import PagedResponse, PageWalk, search_body, whole_page
 
 SOURCE = "api"
@@ -86,17 +85,17 @@ class EventRoutes:
     ) -> list[AppendResult]:
         """Read, parse, normalize and journal; counts a rejected body's events
         (or 1 when the body did not parse that far)."""
-        await self.services.admit()  # before reading the body: waiting requests hold no memory
-        inputs: list[EventInput] = []
+        ingest = self.services.ingest
+        # Before reading the body: waiting requests hold no memory.
+        await ingest.admission.wait()
         try:
             inputs = parse(await read_body(request, cap), self.limits)
-            stored = normalize(inputs, self._origin(request, key), self.limits)
+            origin = self._origin(request, key)
         except AuditlakeError:
-            self.services.metrics.count_events(SOURCE, "rejected", len(inputs) or 1)
+            ingest.rejected(SOURCE)
             raise
-        if not stored:  # an empty batch: nothing to store, nothing to wait for
-            return []
-        return await journal_events(self.services, stored, SOURCE)
+        stored = ingest.normalized(SOURCE, inputs, origin, self.limits)
+        return await ingest.append(SOURCE, stored)
 
     def _origin(self, request: Request, key: ApiKey) -> Origin:
         idempotency_key = request.headers.get("idempotency-key")
@@ -113,24 +112,6 @@ class EventRoutes:
             may_set_tenant=key.allows("admin"),
             idempotency_key=idempotency_key,
         )
-
-
-async def journal_events(
-    services: Services, stored: list[StoredEvent], label: str
-) -> list[AppendResult]:
-    """Append to the journal and count the outcome under the source `label`;
-    returns once the events are durable. Raises `Conflict` (409, nothing
-    stored) when an event differs from the one stored under its id."""
-    try:
-        results = await asyncio.wrap_future(services.journal.submit(stored))
-    except Conflict as conflict:
-        services.metrics.count_conflicts(label, len(conflict.details or ()))
-        services.metrics.count_events(label, "rejected", len(stored))
-        raise
-    created = sum(1 for r in results if r.status == "created")
-    services.metrics.count_events(label, "accepted", created)
-    services.metrics.count_events(label, "duplicate", len(results) - created)
-    return results
 
 
 def single_response(result: AppendResult) -> Response:

@@ -18,8 +18,8 @@ from starlette.responses import Response
 from auditlake.core.export import csv_header, csv_rows, ndjson_lines
 from auditlake.core.query import invalid_param, parse_query
 from auditlake.errors import MalformedInput
+from auditlake.runtime import Services
 from auditlake.web.auth import Authenticator, read_tenant
-from auditlake.web.services import Services
 from auditlake.web.streams import PagedResponse, PageWalk, groups
 
 # What may stand in a quoted filename as is: anything else (quotes, control

@@ -1,25 +1,24 @@
-"""What the HTTP layer needs, as Protocols; the composition root fills it in."""
+"""The runtime of one service process: its running parts as Protocols (the
+composition root, `app.py`, fills them in), started and closed in order,
+with the one way in (`ingest`) and the metrics every part reports to."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from auditlake.config import Settings
 from auditlake.core.query import Query
-from auditlake.errors import Overloaded
+from auditlake.ingest import Admission, Ingest
 from auditlake.journal.base import Consumer, Journal
 from auditlake.keys.base import KeyStore
 from auditlake.lifecycle import Part
+from auditlake.metrics import Metrics
 from auditlake.store.base import EventStore, Page
-from auditlake.web.limits import ClientSlots, WorkPools
-from auditlake.web.metrics import Metrics
-
-ADMIT_POLL_SECONDS = 0.005
+from auditlake.work_limits import ClientSlots, WorkPools
 
 
 class ConsumerView(Protocol):
@@ -62,11 +61,14 @@ class Services:
     # Worker threads by kind of work, and what one API key may hold at once.
     pools: WorkPools = field(init=False)
     slots: ClientSlots = field(init=False)
+    # The one way events enter the journal, with the recorder's backpressure.
+    ingest: Ingest = field(init=False)
 
     def __post_init__(self) -> None:
         settings = self.settings
         self.pools = WorkPools(settings.read_threads, settings.key_check_threads)
         self.slots = ClientSlots(settings.max_searches_per_key, settings.max_exports_per_key)
+        self.ingest = Ingest(self.journal, self.metrics, admission(settings, self.recorder))
 
     def start(self) -> None:
         """Start the journal writer, then the recorder that follows it."""
@@ -88,26 +90,6 @@ class Services:
         waiting = asyncio.wrap_future(self.recorder.sync())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(waiting, self.settings.search_wait_seconds)
-
-    async def admit(self) -> None:
-        """Backpressure from the recorder: while the acknowledged events not
-        yet searchable exceed `max_index_lag_events` or `max_index_lag_seconds`
-        of indexing, new writes wait (up to `admit_wait_seconds`, then 503), so
-        ingest never outruns search by more than a bounded backlog."""
-        if not self._index_behind():
-            return
-        deadline = time.monotonic() + self.settings.admit_wait_seconds
-        while self._index_behind():
-            if time.monotonic() > deadline:
-                raise Overloaded("search indexing is behind; retry shortly", {"retry_after": 1})
-            await asyncio.sleep(ADMIT_POLL_SECONDS)
-
-    def _index_behind(self) -> bool:
-        recorder, settings = self.recorder, self.settings
-        return recorder is not None and (
-            recorder.lag() > settings.max_index_lag_events
-            or recorder.seconds_behind() > settings.max_index_lag_seconds
-        )
 
     async def search_page(self, query: Query) -> Page:
         """One page of `query`, on the read threads."""
@@ -131,3 +113,13 @@ class Services:
             self.recorder.close()
         self.store.close()
         self.keys.close()
+
+
+def admission(settings: Settings, recorder: Consumer | None) -> Admission:
+    """The recorder's backpressure as `settings` bound it."""
+    return Admission(
+        recorder,
+        max_lag_events=settings.max_index_lag_events,
+        max_lag_seconds=settings.max_index_lag_seconds,
+        wait_seconds=settings.admit_wait_seconds,
+    )
