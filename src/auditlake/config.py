@@ -14,10 +14,10 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from auditlake.core import chainguard
 from auditlake.core.event import tenant_fault
 from auditlake.core.normalize import Limits
 from auditlake.errors import ConfigError
+from auditlake.vendors import PRESETS
 
 ENV_PREFIX = "AUDITLAKE_"
 DEFAULT_CLOUDEVENTS_PATH = "/v1/cloudevents"
@@ -293,8 +293,8 @@ def _resolve_sources(settings: Settings, env: Mapping[str, str]) -> Settings:
 
 def _resolve_source(source: CloudEventsSource, env: Mapping[str, str]) -> CloudEventsSource:
     where = f"[[sources.cloudevents]] {source.name!r}"
-    if source.preset == "chainguard":
-        source = _chainguard_preset(source, where)
+    if source.preset is not None:
+        source = _with_preset(source, where)
     if (fault := tenant_fault(source.tenant)) is not None:
         raise ConfigError(f"{where}: tenant {fault}")
     if not source.path.startswith("/"):
@@ -308,15 +308,17 @@ def _resolve_source(source: CloudEventsSource, env: Mapping[str, str]) -> CloudE
     return msgspec.structs.replace(source, auth=auth, webhook=webhook)
 
 
-def _chainguard_preset(source: CloudEventsSource, where: str) -> CloudEventsSource:
-    """Chainguard's issuer, audience, subject rule and event types, unless set."""
+def _with_preset(source: CloudEventsSource, where: str) -> CloudEventsSource:
+    """The preset vendor's issuer, audience, subject rule and event types,
+    unless the block sets them."""
+    preset = PRESETS[str(source.preset)]
     if not source.group:
-        raise ConfigError(f"{where}: preset 'chainguard' needs 'group' (your group id)")
-    oidc = source.oidc or OidcAuth(issuer=chainguard.ISSUER, audience=chainguard.AUDIENCE)
+        raise ConfigError(f"{where}: preset {source.preset!r} needs 'group' (your group id)")
+    oidc = source.oidc or OidcAuth(issuer=preset.issuer, audience=preset.audience)
     if not oidc.subjects:
-        oidc = msgspec.structs.replace(oidc, subjects=chainguard.subjects(source.group))
-    kept = (chainguard.PULL_TYPE, chainguard.PUSH_TYPE)
-    types = source.types or (kept if source.include_push_events else kept[:1])
+        oidc = msgspec.structs.replace(oidc, subjects=preset.subjects(source.group))
+    flagged = tuple(t for flag, t in preset.optional_types.items() if getattr(source, flag))
+    types = source.types or preset.types + flagged
     return msgspec.structs.replace(source, oidc=oidc, types=types, auth=source.auth or "oidc")
 
 

@@ -20,8 +20,8 @@ from tests.issuer import LocalIssuer
 
 from auditlake.app import build_services
 from auditlake.config import load_settings
-from auditlake.core.chainguard import PULL_TYPE, PUSH_TYPE
 from auditlake.sqlite_db import connect
+from auditlake.vendors.chainguard import PULL_TYPE, PUSH_TYPE
 from auditlake.web.app import create_app
 
 GROUP = "0475f6baca584a8964a6bce6b74dbe78dd8805b6"

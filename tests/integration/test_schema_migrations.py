@@ -20,6 +20,7 @@ import pytest
 
 from auditlake.sqlite_db import DbConnection, Schema, connect, migrate, migrations
 from auditlake.sqlite_dead_letters import SqliteDeadLetters
+from auditlake.store.sqlite_recorder import create_projections
 
 SNAPSHOTS = Path(__file__).parents[1] / "fixtures" / "schema"
 SCHEMAS: tuple[Schema, ...] = typing.get_args(Schema)
@@ -49,10 +50,19 @@ def at_version(path: Path, schema: Schema, version: int) -> DbConnection:
     return conn
 
 
+def migrate_as_opened(conn: DbConnection, schema: Schema) -> list[int]:
+    """Migrate as the product opens the schema: the store also gets the
+    tables of the vendors' projections."""
+    applied = migrate(conn, schema)
+    if schema == "store":
+        create_projections(conn)
+    return applied
+
+
 @pytest.mark.parametrize("schema", SCHEMAS)
 def test_a_new_database_has_the_committed_schema(schema: Schema, tmp_path: Path) -> None:
     conn = connect(tmp_path / "new.db")
-    migrate(conn, schema)
+    migrate_as_opened(conn, schema)
     got = schema_of(conn)
     conn.close()
     snapshot = SNAPSHOTS / f"{schema}.sql"
@@ -70,7 +80,7 @@ def test_a_database_at_an_earlier_version_upgrades(
     schema: Schema, version: int, tmp_path: Path
 ) -> None:
     conn = at_version(tmp_path / "old.db", schema, version)
-    applied = migrate(conn, schema)
+    applied = migrate_as_opened(conn, schema)
     assert applied == [n for n, _name, _script in migrations(schema) if n > version]
     assert schema_of(conn) == (SNAPSHOTS / f"{schema}.sql").read_text()
     conn.close()

@@ -16,14 +16,16 @@ import pytest
 from tests.fixtures import FIXTURES
 
 import auditlake
-from auditlake.core import chainguard
 from auditlake.core.cloudevents import CloudEvent, map_cloudevent, structured_form, type_kept
 from auditlake.core.event import Actor, Context, ErrorInfo, Event, EventInput, Target
 from auditlake.core.normalize import Limits, Origin, normalize
 from auditlake.core.times import format_rfc3339 as rfc3339
 from auditlake.core.times import parse_rfc3339
+from auditlake.vendors import chainguard
 
-PULL_TABLE = Path(auditlake.__file__).parent / "sql/sqlite/store/0002_chainguard_pull.sql"
+PULL_TABLE = (
+    Path(auditlake.__file__).parent / "vendors/chainguard/chainguard_registry_pull_v1.sqlite.sql"
+)
 WHEN = datetime(2026, 7, 22, 19, 49, 20, 277508, tzinfo=UTC)
 NOW = datetime(2026, 7, 22, 19, 50, tzinfo=UTC)
 ORIGIN = Origin(tenant="acme", caller="oidc:webhook:g1", source="cloudevents", received_at=NOW)
@@ -84,12 +86,14 @@ def stored(event: CloudEvent) -> Event:
 
 
 def table_columns() -> list[str]:
-    """The columns of the typed pull table, in order, after `seq`."""
-    sql = PULL_TABLE.read_text()
-    body = sql.split("CREATE TABLE chainguard_registry_pull_v1 (", 1)[1].split(");", 1)[0]
+    """The columns of the typed pull table's SQLite DDL, in order, after
+    `seq`: the projection's, and the row's."""
+    sql = chainguard.PULLS.ddl("sqlite")
+    body = sql.split("CREATE TABLE IF NOT EXISTS chainguard_registry_pull_v1 (", 1)[1]
+    body = body.split(");", 1)[0]
     names = [re.match(r'\s*"?(\w+)"?\s', line + " ") for line in body.strip().splitlines()]
     columns = [m.group(1) for m in names if m]
-    assert columns[0] == "seq"
+    assert columns[0] == "seq" and tuple(columns[1:]) == chainguard.PULL_COLUMNS
     return columns[1:]
 
 

@@ -39,8 +39,10 @@ def test_the_contracts_hold(tmp_path: Path) -> None:
     [
         ("core/scratch.py", "import auditlake.web.app", "The core is pure"),
         ("cli/scratch.py", "import auditlake.sqlite_db", "use the SQLite helper"),
-        ("web/scratch.py", "from auditlake.store import sqlite", "name no concrete backend"),
-        ("lake/scratch.py", "import auditlake.journal.sqlite_reader", "name no concrete backend"),
+        ("web/scratch.py", "from auditlake.store import sqlite", "names a concrete backend"),
+        ("lake/scratch.py", "import auditlake.journal.sqlite_reader", "names a concrete backend"),
+        ("vendors/scratch.py", "import auditlake.store.base", "Vendor code is pure"),
+        ("runtime.py", "import auditlake.store.sqlite", "names a concrete backend"),
     ],
 )
 def test_a_wrong_import_breaks_its_contract(

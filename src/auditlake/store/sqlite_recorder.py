@@ -1,6 +1,6 @@
 """What the embedded recorder does: index journal events for search
 (`event_index`, `event_targets`, `events_text`) in the store database, and
-keep the typed tables of vendor events (`chainguard_registry_pull_v1`).
+keep the typed tables of vendor events (the projections of `vendors`).
 
 `SqliteIndexSink` is the recorder's sink on the consumer runner: it indexes
 each batch in ONE transaction that also moves its position. Under load the
@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 from auditlake.consumers.sink import Batch
-from auditlake.core.chainguard import PULL_TYPE, pull_row
 from auditlake.core.event import Event, search_text
 from auditlake.core.words import index_text
 from auditlake.journal.base import Record, Subscription
 from auditlake.sqlite_db import DbConnection, fetch_all, open_database, query, scalar
+from auditlake.vendors import PROJECTIONS
+from auditlake.vendors.projection import Projection
 
 CONSUMER = "recorder"
 log = logging.getLogger(__name__)
@@ -32,8 +33,10 @@ STORE_CHECKPOINT_PAGES = 50_000
 
 
 def open_index_store(path: Path) -> DbConnection:
-    """The store database's connection for the recorder (migrated)."""
+    """The store database's connection for the recorder (migrated, with the
+    tables of every projection)."""
     store = open_database(path, "store", synchronous="NORMAL")
+    create_projections(store)
     # Index pages are written at random places: a larger cache and rarer
     # checkpoints let many batches dirty the same page before it is written.
     store.execute(f"PRAGMA cache_size = -{STORE_CACHE_KIB}")
@@ -47,15 +50,21 @@ def position(store: DbConnection) -> int:
     return 0 if seq is None else int(seq)
 
 
-def _typed_row(seq: int, event: Event) -> list[tuple[object, ...]]:
-    """The event's row of the typed pull table, if it has the documented shape.
-    A vendor's odd payload must never stop indexing for everyone."""
+def create_projections(store: DbConnection) -> None:
+    """Create the tables of every projection the store lacks."""
+    for projection in PROJECTIONS:
+        store.execute(projection.ddl("sqlite")).fetchall()  # every statement of the file
+
+
+def _projected_row(projection: Projection, seq: int, event: Event) -> Row | None:
+    """The event's row of a projection's table, if it has the vendor's
+    documented shape. A vendor's odd payload must never stop indexing."""
     try:
-        row = pull_row(event)
+        row = projection.row(event)
     except Exception:
-        log.warning("seq %d: not a row of the typed pull table", seq, exc_info=True)
-        return []
-    return [] if row is None else [(seq, *row)]
+        log.warning("seq %d: not a row of %s", seq, projection.table, exc_info=True)
+        return None
+    return None if row is None else (seq, *row)
 
 
 Row = tuple[object, ...]
@@ -110,8 +119,8 @@ class SqliteIndexSink:
             store.executemany(query("store", "insert_index"), rows.events)
             store.executemany(query("store", "insert_target"), rows.targets)
             store.executemany(query("store", "insert_text"), rows.texts)
-            if rows.pulls:
-                store.executemany(query("store", "insert_chainguard_pull"), rows.pulls)
+            for projection, projected in rows.projected.items():
+                store.executemany(projection.insert_sql(), projected)
             store.execute(query("store", "set_offset"), (CONSUMER, end))
             store.execute("COMMIT")
         except BaseException:
@@ -165,19 +174,22 @@ class _Rows(NamedTuple):
     events: list[Row]
     targets: list[Row]
     texts: list[Row]
-    pulls: list[Row]
+    projected: dict[Projection, list[Row]]
 
 
 def _rows(records: list[Record], events: list[Event]) -> _Rows:
     """The store rows of `records` (whose decoded events are `events`)."""
-    rows = _Rows([], [], [], [])
+    rows = _Rows([], [], [], {})
     for record, event in zip(records, events, strict=True):
         index_row, target_rows, text_row = search_rows(record.position, event, record.occurred_us)
         rows.events.append(index_row)
         rows.targets.extend(target_rows)
         rows.texts.append(text_row)
-        if event.action == PULL_TYPE:
-            rows.pulls.extend(_typed_row(record.position, event))
+        for projection in PROJECTIONS:
+            if event.action == projection.action:
+                row = _projected_row(projection, record.position, event)
+                if row is not None:
+                    rows.projected.setdefault(projection, []).append(row)
     return rows
 
 

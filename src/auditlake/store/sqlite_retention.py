@@ -26,6 +26,7 @@ from auditlake.config import RetentionSettings
 from auditlake.core.event import Event
 from auditlake.sqlite_db import DbConnection, connect, fetch_all, query, scalar
 from auditlake.store.sqlite_recorder import position
+from auditlake.vendors import PROJECTIONS
 
 CHUNK = 1000
 log = logging.getLogger(__name__)
@@ -96,8 +97,11 @@ def _remove(conn: DbConnection, tenant: str, cutoff_us: int, bound: int, now_us:
 def _delete(conn: DbConnection, seq: int, event: Event) -> None:
     for target in event.targets:
         conn.execute(query("store", "delete_target"), (event.tenant, target.id, seq))
-    for name in ("delete_index", "delete_chainguard_pull", "delete_journal", "delete_kept"):
+    for name in ("delete_index", "delete_journal", "delete_kept"):
         conn.execute(query("store", name), (seq,))
+    for projection in PROJECTIONS:
+        if event.action == projection.action:
+            conn.execute(projection.delete_sql(), (seq,))
 
 
 class SqliteKeeper:

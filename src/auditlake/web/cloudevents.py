@@ -16,7 +16,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from auditlake.config import CloudEventsSource
-from auditlake.core import chainguard
 from auditlake.core.cloudevents import CloudEvent, map_cloudevent, type_kept
 from auditlake.core.event import EventInput
 from auditlake.core.normalize import Origin, Provenance
@@ -24,6 +23,7 @@ from auditlake.errors import AuditlakeError, Conflict, Forbidden, InvalidInput
 from auditlake.journal.base import AppendResult
 from auditlake.journal.dedupe import in_request_message
 from auditlake.runtime import Services
+from auditlake.vendors import PRESETS
 from auditlake.web.auth import Authenticator
 from auditlake.web.body import read_body, read_body_as_sent
 from auditlake.web.cloudevents_http import is_batch, read_events
@@ -49,6 +49,7 @@ class CloudEventsRoutes:
         self.keys = keys
         self.source = source
         self.label = f"cloudevents:{source.name}"
+        self.preset = PRESETS[source.preset] if source.preset else None
         self.oidc = OidcVerifier(source.oidc) if source.auth == "oidc" and source.oidc else None
         self.webhook = (
             StandardWebhookVerifier(source.webhook)
@@ -140,8 +141,8 @@ class CloudEventsRoutes:
 
     def _map(self, event: CloudEvent) -> tuple[EventInput, Provenance]:
         item, provenance = map_cloudevent(event)
-        if self.source.preset == "chainguard" and event.type == chainguard.PULL_TYPE:
-            item = chainguard.map_pull(item, event)
+        if self.preset is not None:
+            item = self.preset.refine(item, event)
         return item, provenance
 
 

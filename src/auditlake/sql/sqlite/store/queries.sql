@@ -27,13 +27,6 @@ ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq;
 -- name: get_event
 SELECT body FROM journal.events WHERE tenant = ? AND id = ?;
 
--- name: insert_chainguard_pull
-INSERT INTO chainguard_registry_pull_v1 (
-    seq, tenant, event_id, occurred_us, actor_subject, actor_act, repository, repo_id, tag,
-    digest, method, type, "when", location, user_agent, remote_address, error_status,
-    error_code, error_message
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
-
 -- name: tenants
 -- The store's tenants, one index seek each (a skip scan of the tenant index).
 WITH RECURSIVE t (tenant) AS (
@@ -58,9 +51,6 @@ DELETE FROM event_targets WHERE tenant = ? AND target_id = ? AND seq = ?;
 
 -- name: delete_index
 DELETE FROM event_index WHERE seq = ?;
-
--- name: delete_chainguard_pull
-DELETE FROM chainguard_registry_pull_v1 WHERE seq = ?;
 
 -- name: delete_journal
 DELETE FROM journal.events WHERE seq = ?;

@@ -1,6 +1,9 @@
-"""Chainguard's registry events: the preset's constants, the pull-event
-mapping, and the row of the typed pull table (Chainguard's own BigQuery
-table `dev_chainguard_registry_pull_v1`, column for column). Pure.
+"""Chainguard's registry events, all of what auditlake knows of them: the
+CloudEvents preset (`PRESET`: issuer, audience, subject rule, event types),
+the pull-event mapping onto the canonical event (`map_pull`), and the typed
+pull table (`PULLS`, the columns of Chainguard's own BigQuery table
+`dev_chainguard_registry_pull_v1`; its DDL per backend in this folder).
+Pure.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import msgspec
 
 from auditlake.core.cloudevents import CloudEvent, bounded_id
 from auditlake.core.event import Actor, Context, ErrorInfo, Event, EventInput, Target, to_micros
+from auditlake.vendors.preset import CloudEventsPreset
+from auditlake.vendors.projection import Projection
 
 ISSUER = "https://issuer.enforce.dev"
 AUDIENCE = "customer"
@@ -118,8 +123,8 @@ def _error(error: PullError | None) -> ErrorInfo | None:
 
 
 def pull_row(event: Event) -> tuple[Any, ...] | None:
-    """The row of a stored pull event in the typed table (the columns of
-    `sql/sqlite/store/0002_chainguard_pull.sql` after `seq`), or None."""
+    """The row of a stored pull event in the typed table (`PULLS.columns`),
+    or None."""
     if event.action != PULL_TYPE or not isinstance(event.raw, dict):
         return None
     pull = read_pull(event.raw.get("data"))
@@ -134,3 +139,34 @@ def pull_row(event: Event) -> tuple[Any, ...] | None:
         error.status if error else None, error.code if error else None,
         error.message if error else None,
     )  # fmt: skip
+
+
+def refine(item: EventInput, event: CloudEvent) -> EventInput:
+    """The preset's mapping: pull events refined by `map_pull`, others as
+    the generic CloudEvents mapping made them."""
+    return map_pull(item, event) if event.type == PULL_TYPE else item
+
+
+PRESET = CloudEventsPreset(
+    issuer=ISSUER,
+    audience=AUDIENCE,
+    subjects=subjects,
+    types=(PULL_TYPE,),
+    optional_types={"include_push_events": PUSH_TYPE},
+    refine=refine,
+)
+
+# The pull table's columns after `seq`, in the order of `pull_row`.
+PULL_COLUMNS = (
+    "tenant", "event_id", "occurred_us", "actor_subject", "actor_act", "repository",
+    "repo_id", "tag", "digest", "method", "type", "when", "location", "user_agent",
+    "remote_address", "error_status", "error_code", "error_message",
+)  # fmt: skip
+
+PULLS = Projection(
+    table="chainguard_registry_pull_v1",
+    action=PULL_TYPE,
+    columns=PULL_COLUMNS,
+    row=pull_row,
+    package=__name__,
+)
