@@ -49,7 +49,7 @@ def schema_fingerprint() -> str:
     """A hash of the embedded journal and store schemas and queries (stale caches)."""
     digest = hashlib.sha256()
     for schema in ("journal", "store"):
-        folder = resources.files("auditlake.sql").joinpath(schema)
+        folder = resources.files("auditlake.sql").joinpath("sqlite", schema)
         for name in sorted(e.name for e in folder.iterdir() if e.name.endswith(".sql")):
             digest.update(f"{schema}/{name}".encode() + folder.joinpath(name).read_bytes())
     return digest.hexdigest()[:16]

@@ -130,7 +130,7 @@ def _insert_chunk(
     now = done + len(rows)
     sink = SqliteIndexSink(store)
     # journal rows: (seq, tenant, id, occurred_us, received_us, body)
-    sink.write(Batch([Record(r[0], r[4], r[3], r[5]) for r in rows]))
+    sink.write(Batch([Record(r[0], r[4], r[3], r[1], r[5]) for r in rows]))
     assert sink.position() == now, (sink.position(), now)
     if now // 1_000_000 != done // 1_000_000 or now == total:
         elapsed = time.perf_counter() - t0

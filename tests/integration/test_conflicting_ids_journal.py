@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from auditlake.errors import Conflict
 from auditlake.journal.base import AppendResult
 from auditlake.journal.sqlite import SqliteJournal
 from auditlake.runtime import Services
-from auditlake.sqlite_db import DbConnection, connect
+from auditlake.sqlite_db import DbConnection, connect, migrations
 
 RECEIVED = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -81,9 +80,8 @@ def journal_at_version_2(path: Path, events: list[StoredEvent]) -> None:
         "CREATE TABLE schema_migrations "
         "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
-    folder = resources.files("auditlake.sql").joinpath("journal")
-    for version, name in ((1, "0001_events.sql"), (2, "0002_kept_until.sql")):
-        conn.execute(folder.joinpath(name).read_text()).fetchall()
+    for version, name, script in migrations("journal")[:2]:  # events, kept_until
+        conn.execute(script).fetchall()
         conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 'then')", (version, name))
     conn.executemany(
         "INSERT INTO events (seq, tenant, id, occurred_us, received_us, body) "

@@ -85,6 +85,26 @@ def test_fetch_reads_in_order_after_the_last_record_fetched(backend: Backend) ->
     assert backend.reader.head() == first[0].position + 4
 
 
+def test_fetch_stops_at_the_record_that_reaches_max_bytes(backend: Backend) -> None:
+    backend.append(6)
+    subscription = backend.reader.subscribe("archiver")
+    size = len(subscription.fetch(1)[0].body)  # e0; the events are of one size
+    assert ids(subscription.fetch(10, max_bytes=2 * size)) == ["e1", "e2"]
+    assert ids(subscription.fetch(10, max_bytes=2 * size - 1)) == ["e3", "e4"]
+    assert ids(subscription.fetch(10, max_bytes=1)) == ["e5"]  # always one at least
+    backend.append(2)
+    assert ids(subscription.fetch(1, max_bytes=10**9)) == ["e6"]  # the count still bounds
+
+
+def test_after_a_lag_measures_from_a_sinks_own_position(backend: Backend) -> None:
+    backend.append(4)
+    subscription = backend.reader.subscribe("recorder")
+    second = subscription.fetch(2)[1].position
+    assert subscription.lag()[0] == 4  # nothing committed
+    assert subscription.lag(after=second)[0] == 2
+    assert subscription.lag(after=backend.reader.head()) == (0, 0.0)
+
+
 def test_a_commit_is_where_the_next_subscription_resumes(backend: Backend) -> None:
     backend.append(6)
     first = backend.reader.subscribe("archiver")

@@ -26,6 +26,7 @@ from functools import partial
 from auditlake.consumers.sink import Batch
 from auditlake.core.event import Event, to_micros
 from auditlake.errors import AuditlakeError
+from auditlake.journal.base import Record
 from auditlake.lake.layout import HOUR_US, merge, merge_into
 from auditlake.lake.migrate import migrate_layout
 from auditlake.lake.objects import ObjectStore
@@ -53,8 +54,15 @@ class Archiver:
         self._migrated_at: float | None = None  # clock() of the last move
 
     def write(self, batch: Batch) -> None:
-        """`archive` the batch's events (the `Sink` side)."""
-        self.archive(batch.events())
+        """`archive` the batch (the `Sink` side), one partition at a time: its
+        records are grouped by tenant and hour before any is decoded, so the
+        batch never holds every decoded event at once."""
+        self.migrate_if_due()
+        by_hour: dict[tuple[str, int], list[Record]] = defaultdict(list)
+        for record in batch.records:
+            by_hour[record.tenant, record.occurred_us // HOUR_US].append(record)
+        for key in sorted(by_hour):
+            self._merge([record.event() for record in by_hour.pop(key)])
 
     def archive(self, events: list[Event]) -> None:
         """Merge `events` into their partitions; durable on return. The first
@@ -65,14 +73,13 @@ class Archiver:
         by_hour: dict[tuple[str, int], list[Event]] = defaultdict(list)
         for event in events:  # a cheap key per event; the path once per partition
             by_hour[event.tenant, to_micros(event.occurred_at) // HOUR_US].append(event)
-        by_partition = {
-            partition_path(tenant, group[0].occurred_at): group
-            for (tenant, _hour), group in by_hour.items()
-        }
-        for path in sorted(by_partition):
-            self.rows_written += merge_into(
-                self.objects, path, partial(merge, events=by_partition[path])
-            )
+        for key in sorted(by_hour):
+            self._merge(by_hour[key])
+
+    def _merge(self, partition: list[Event]) -> None:
+        """Merge one partition's events (one tenant, one hour) into its file."""
+        path = partition_path(partition[0].tenant, partition[0].occurred_at)
+        self.rows_written += merge_into(self.objects, path, partial(merge, events=partition))
 
     def migrate_if_due(self) -> None:
         """Move legacy files into the layout if it has not been done yet in

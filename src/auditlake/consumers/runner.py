@@ -29,20 +29,24 @@ import threading
 import time
 from collections.abc import Callable
 
+import msgspec
+
 from auditlake.consumers.filter import EventFilter
 from auditlake.consumers.sink import Batch, PositionedSink, Sink
-from auditlake.core.event import to_micros
+from auditlake.core.event import Event, to_micros
 from auditlake.dead_letters import DeadLetter, DeadLetters
 from auditlake.errors import AuditlakeError, ConfigError
 from auditlake.journal.base import JournalReader, Record, Subscription
 
 log = logging.getLogger(__name__)
-# The most events one flush takes when more are waiting (about 150 MB decoded).
+# The most events one flush takes when more are waiting.
 CATCH_UP_EVENTS = 50_000
-# The most stored JSON one flush takes; decoded, a batch holds several times
-# this (the archiver's rows, the recorder's index rows).
-BATCH_BYTES = 16 * 1024 * 1024
-FETCH_CHUNK = 2_000  # records per fetch while filling a batch
+# The most stored JSON one flush takes, whatever the events' sizes: 50,000
+# events of a typical 700 bytes fit. Sinks decode a batch piece by piece
+# (the archiver a partition at a time, the recorder an event at a time), so
+# a consumer catching up 200,000 events peaks under 200 MiB RSS
+# (bench/backlog_memory.py, docs/benchmarks.md).
+BATCH_BYTES = 40 * 1024 * 1024
 # Told after each batch: (events written, seconds taken, new position).
 BatchObserver = Callable[[int, float, int], None]
 
@@ -108,7 +112,7 @@ class ConsumerRunner:
         started = time.perf_counter()
         # From the commit on: a batch that failed before is read again.
         subscription.seek(at)
-        records = self._fetch(subscription)
+        records = subscription.fetch(self._flush_limit, max_bytes=self._batch_bytes)
         if not records:
             return 0
         self._write_or_split(self._filtered(Batch(records)))
@@ -124,22 +128,6 @@ class ConsumerRunner:
             return False
         full, old = waiting >= self._batch_events, age * 1e6 >= self._batch_us
         return old or (full and not self._ingest_busy())
-
-    def _fetch(self, subscription: Subscription) -> list[Record]:
-        """The next records, up to the flush limit in count and bytes."""
-        records: list[Record] = []
-        size = 0
-        while len(records) < self._flush_limit and size < self._batch_bytes:
-            chunk = subscription.fetch(min(FETCH_CHUNK, self._flush_limit - len(records)))
-            if not chunk:
-                break
-            for record in chunk:
-                records.append(record)
-                size += len(record.body)
-                if size >= self._batch_bytes:
-                    subscription.seek(record.position)  # the rest comes next batch
-                    break
-        return records
 
     def _filtered(self, batch: Batch) -> Batch:
         if self._filter is None:
@@ -212,8 +200,8 @@ class ConsumerRunner:
         if record is not None or letter.item is None:
             return record
         body = bytes(letter.item)
-        occurred = to_micros(Record(position, 0, 0, body).event().occurred_at)
-        return Record(position, 0, occurred, body)
+        event = msgspec.json.decode(body, type=Event)
+        return Record(position, 0, to_micros(event.occurred_at), event.tenant, body)
 
     def _dead_lettered(self, record: Record, reason: str) -> None:
         position = record.position

@@ -22,6 +22,7 @@ Lifecycle contract of a sink:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
 from auditlake.core.event import Event
@@ -45,6 +46,16 @@ class Batch:
         if self._events is None:
             self._events = [record.event() for record in self.records]
         return self._events
+
+    def decoded(self, start: int = 0) -> Iterator[tuple[Record, Event]]:
+        """The records from index `start` on, each with its event: the ones
+        `events()` decoded, or else decoded one at a time and not kept, for
+        a sink that needs each event once (the batch never holds them all)."""
+        if self._events is not None:
+            yield from zip(self.records[start:], self._events[start:], strict=True)
+            return
+        for record in self.records[start:]:
+            yield record, record.event()
 
     def split(self) -> tuple[Batch, Batch]:
         """The first and the second half (decoded events go with them)."""

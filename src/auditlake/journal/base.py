@@ -25,6 +25,7 @@ on `Subscription`.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Literal, Protocol
 
@@ -116,14 +117,15 @@ class Record(msgspec.Struct, frozen=True, gc=False):
     `position` orders the journal (the SQLite `seq`; a JetStream stream
     sequence): it increases along the journal, with gaps where retention
     removed entries. `received_us` is when the event was accepted and
-    `occurred_us` its `occurred_at` (both microseconds since the Unix epoch,
-    kept beside the body so that no reader parses timestamps); `body` the
-    stored JSON of the event, decoded only when asked (`event()`), once per
-    batch by the runner."""
+    `occurred_us` its `occurred_at` (both microseconds since the Unix epoch),
+    `tenant` its tenant: kept beside the body so that a reader can sort and
+    group records without decoding them. `body` is the stored JSON of the
+    event, decoded only when asked (`event()`)."""
 
     position: int
     received_us: int
     occurred_us: int
+    tenant: str
     body: bytes
 
     def event(self) -> Event:
@@ -143,8 +145,10 @@ class Subscription(Protocol):
       start), which the journal keeps under the consumer's name.
     - `fetch` returns the next records in position order, after the last one
       it returned (or after the committed position, or the one given to
-      `seek`), never more than `max_events`; it waits up to `max_wait`
-      seconds for the first one and returns [] if none came.
+      `seek`), never more than `max_events`, and stops after the record
+      whose body reaches `max_bytes` in total (so at least one record, and a
+      batch's memory is bounded whatever the events' sizes); it waits up to
+      `max_wait` seconds for the first one and returns [] if none came.
     - `commit(position)`: the consumer's output of every record up to
       `position` is durable. Durable itself on return; never backwards
       (ValueError). Records fetched but not committed are delivered again to
@@ -157,8 +161,11 @@ class Subscription(Protocol):
     - `close()` releases the subscription; committed positions stay.
     """
 
-    def fetch(self, max_events: int, max_wait: float = 0.0) -> list[Record]:
-        """Up to `max_events` records after the last one fetched."""
+    def fetch(
+        self, max_events: int, max_wait: float = 0.0, max_bytes: int | None = None
+    ) -> list[Record]:
+        """Up to `max_events` records (and about `max_bytes`) after the last
+        one fetched."""
 
     def commit(self, position: int) -> None:
         """Everything up to `position` is done; durable on return."""
@@ -193,6 +200,20 @@ class JournalReader(Protocol):
 
     def record(self, position: int) -> Record | None:
         """The record at `position`, or None (never there, or removed)."""
+
+
+def take_bytes(records: Iterable[Record], max_bytes: int | None) -> list[Record]:
+    """The records up to and including the one whose body brings the total
+    to `max_bytes` (all of them when None): what a `fetch` returns."""
+    if max_bytes is None:
+        return list(records)
+    taken, size = [], 0
+    for record in records:
+        taken.append(record)
+        size += len(record.body)
+        if size >= max_bytes:
+            break
+    return taken
 
 
 def resolve(future: Future[Any], value: Any) -> None:

@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from auditlake.core.event import StoredEvent
 from auditlake.core.query import Position, Query, matches
 from auditlake.errors import Unavailable
-from auditlake.journal.base import AppendResult, Record
+from auditlake.journal.base import AppendResult, Record, take_bytes
 from auditlake.journal.dedupe import Key, body_fingerprint, judge
 from auditlake.store.base import Page
 
@@ -131,7 +131,9 @@ class MemoryEventLog:
             if not 0 < position <= len(self._rows):
                 return None
             stored = self._rows[position - 1][1]
-        return Record(position, stored.received_us, stored.occurred_us, stored.body)
+        return Record(
+            position, stored.received_us, stored.occurred_us, stored.event.tenant, stored.body
+        )
 
 
 class MemorySubscription:
@@ -144,9 +146,11 @@ class MemorySubscription:
             self._read_to = log._positions.get(consumer, 0)
         self._woken = False
 
-    def fetch(self, max_events: int, max_wait: float = 0.0) -> list[Record]:
-        """Up to `max_events` records after the last one fetched, waiting up
-        to `max_wait` seconds for the first."""
+    def fetch(
+        self, max_events: int, max_wait: float = 0.0, max_bytes: int | None = None
+    ) -> list[Record]:
+        """Up to `max_events` records (and about `max_bytes`) after the last
+        one fetched, waiting up to `max_wait` seconds for the first."""
         deadline = time.monotonic() + max_wait
         log = self._log
         with log._appended:
@@ -157,11 +161,13 @@ class MemorySubscription:
                     return []
                 log._appended.wait(left)  # woken: the loop looks once more
             rows = log._rows[self._read_to : self._read_to + max_events]
-        if rows:
-            self._read_to = rows[-1][0]
-        return [
-            Record(seq, stored.received_us, stored.occurred_us, stored.body) for seq, stored in rows
-        ]
+        records = take_bytes(
+            (Record(seq, s.received_us, s.occurred_us, s.event.tenant, s.body) for seq, s in rows),
+            max_bytes,
+        )
+        if records:
+            self._read_to = records[-1].position
+        return records
 
     def commit(self, position: int) -> None:
         """Keep `position` as committed; ValueError if it is below it."""

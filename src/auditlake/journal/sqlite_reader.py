@@ -8,6 +8,7 @@ relaying its news over a pipe) cuts the wait short with `wake()`.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from auditlake.journal.base import Record
+from auditlake.journal.base import Record, take_bytes
 from auditlake.sqlite_db import DbConnection, connect, fetch_all, open_database, query, scalar
 
 POLL_SECONDS = 0.05
@@ -83,24 +84,32 @@ class SqliteSubscription:
         self._news = threading.Event()
         self._read_to = self.committed()
 
-    def fetch(self, max_events: int, max_wait: float = 0.0) -> list[Record]:
-        """Up to `max_events` records after the last one fetched, waiting up
-        to `max_wait` seconds for the first."""
+    def fetch(
+        self, max_events: int, max_wait: float = 0.0, max_bytes: int | None = None
+    ) -> list[Record]:
+        """Up to `max_events` records (and about `max_bytes`) after the last
+        one fetched, waiting up to `max_wait` seconds for the first."""
         deadline = time.monotonic() + max_wait
         self._news.clear()
         woken = False
         while True:
-            rows = fetch_all(
-                self._conn, query("journal", "records_after"), (self._read_to, max_events)
-            )
-            if rows:
-                records = _records(rows)
+            records = self._read(max_events, max_bytes)
+            if records:
                 self._read_to = records[-1].position
                 return records
             left = deadline - time.monotonic()
             if woken or left <= 0:
                 return []
             woken = self._news.wait(min(left, self._poll))  # woken: one more look
+
+    def _read(self, max_events: int, max_bytes: int | None) -> list[Record]:
+        """Rows are read one by one and the statement closed once the bytes
+        are reached: the rest is never loaded, and no read stays open."""
+        cursor = self._conn.execute(query("journal", "records_after"), (self._read_to, max_events))
+        try:
+            return take_bytes(itertools.starmap(Record, cursor), max_bytes)
+        finally:
+            cursor.close()
 
     def commit(self, position: int) -> None:
         """Store `position` as committed (durable on return); ValueError if
@@ -145,8 +154,5 @@ class SqliteSubscription:
 
 
 def _records(rows: list[tuple[Any, ...]]) -> list[Record]:
-    """Records of `records_after` / `records_by_seq` rows."""
-    return [
-        Record(int(seq), int(received), int(occurred), bytes(body))
-        for seq, received, occurred, body in rows
-    ]
+    """Records of `records_by_seq` rows (the columns of `Record`, in order)."""
+    return list(itertools.starmap(Record, rows))

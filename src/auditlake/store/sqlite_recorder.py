@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -100,11 +101,9 @@ class SqliteIndexSink:
     def write(self, batch: Batch) -> None:
         """Index the batch's records after the stored position and move it
         to `batch.end`."""
-        events = batch.events()
         while (after := self.position()) < batch.end:
             start = bisect.bisect_right(batch.records, after, key=_position)
-            rows = _rows(batch.records[start:], events[start:])
-            if self._commit(rows, after, batch.end):
+            if self._commit(_rows(batch.decoded(start)), after, batch.end):
                 return
 
     def _commit(self, rows: _Rows, after: int, end: int) -> bool:
@@ -177,10 +176,10 @@ class _Rows(NamedTuple):
     projected: dict[Projection, list[Row]]
 
 
-def _rows(records: list[Record], events: list[Event]) -> _Rows:
-    """The store rows of `records` (whose decoded events are `events`)."""
+def _rows(decoded: Iterable[tuple[Record, Event]]) -> _Rows:
+    """The store rows of the records (each with its decoded event)."""
     rows = _Rows([], [], [], {})
-    for record, event in zip(records, events, strict=True):
+    for record, event in decoded:
         index_row, target_rows, text_row = search_rows(record.position, event, record.occurred_us)
         rows.events.append(index_row)
         rows.targets.extend(target_rows)

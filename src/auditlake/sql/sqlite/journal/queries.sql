@@ -11,10 +11,10 @@ SELECT coalesce(max(seq), 0) FROM events;
 SELECT seq, occurred_us, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?;
 
 -- name: records_after
-SELECT seq, received_us, occurred_us, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?;
+SELECT seq, received_us, occurred_us, tenant, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?;
 
 -- name: records_by_seq
-SELECT seq, received_us, occurred_us, body FROM events WHERE seq = ?;
+SELECT seq, received_us, occurred_us, tenant, body FROM events WHERE seq = ?;
 
 -- name: keep_until
 INSERT INTO kept_until (seq, until_us) SELECT seq, ? FROM events WHERE tenant = ? AND id = ?
