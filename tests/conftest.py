@@ -21,7 +21,7 @@ import apsw
 import pytest
 from tests.issuer import LocalIssuer
 
-from auditlake.app import build_services
+from auditlake.app import build_services, listen
 from auditlake.config import Settings
 from auditlake.runtime import Services
 from auditlake.web.app import create_app
@@ -97,7 +97,7 @@ def free_port() -> int:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Embedded settings on a fresh data folder."""
-    return Settings(data_dir=str(tmp_path / "data"), port=free_port(), key_cache_seconds=0.0)
+    return Settings(data_dir=str(tmp_path / "data"), port=0, key_cache_seconds=0.0)
 
 
 @pytest.fixture
@@ -124,15 +124,14 @@ def live_server(services: Services) -> Iterator[LiveServer]:
     import uvicorn
 
     config = uvicorn.Config(
-        create_app(services),
-        host="127.0.0.1",
-        port=services.settings.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
+        create_app(services), log_level="warning", access_log=False, lifespan="on"
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    # Listening before the server starts, on a port the system picks: no race
+    # for a free port.
+    listener = listen("127.0.0.1", 0)
+    port = listener.getsockname()[1]
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
@@ -140,7 +139,7 @@ def live_server(services: Services) -> Iterator[LiveServer]:
             raise RuntimeError("the test server did not start")
         time.sleep(0.01)
     try:
-        yield LiveServer(f"http://127.0.0.1:{services.settings.port}", services)
+        yield LiveServer(f"http://127.0.0.1:{port}", services)
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -9,8 +9,10 @@ each other's write lock.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 from starlette.applications import Starlette
 
@@ -19,6 +21,7 @@ from auditlake.consumers.archiver import Archiver
 from auditlake.consumers.process import ConsumerProcess
 from auditlake.consumers.runner import BatchObserver, ConsumerGroup, ConsumerRunner
 from auditlake.consumers.state import ConsumerState
+from auditlake.errors import ConfigError, Unavailable
 from auditlake.files import PRIVATE_UMASK
 from auditlake.ingest import Ingest
 from auditlake.journal.base import CommitObserver, Journal
@@ -211,21 +214,52 @@ def build_app(settings: Settings) -> Starlette:
     return create_app(build_services(settings))
 
 
-def serve(settings: Settings) -> None:
-    """Run the HTTP server until interrupted."""
+def serve(settings: Settings, port_file: Path | None = None) -> None:
+    """Run the HTTP server until interrupted. The socket listens before the
+    app starts (port 0: the system picks a free one), and the bound port is
+    written to `port_file` if given (for scripts and tests, which need no
+    guess at a free port)."""
     import uvicorn
 
     os.umask(PRIVATE_UMASK)  # whatever else the process and its children write
     tune_allocator()
+    listener = listen(settings.host, settings.port)
+    if port_file is not None:
+        write_port(port_file, listener.getsockname()[1])
     app = build_app(settings)
     freeze_startup_objects()
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
         log_level=settings.log_level,
         access_log=False,
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=10,
     )
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+def write_port(path: Path, port: int) -> None:
+    """Write `port` to `path` whole (a reader never sees half of it);
+    ConfigError naming the path when it cannot be written."""
+    partial_file = path.with_name(path.name + ".partial")
+    try:
+        partial_file.write_text(f"{port}\n")
+        partial_file.replace(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the port file {path}: {exc.strerror or exc}") from exc
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on `host`:`port`; Unavailable naming the
+    address when it cannot (in use, not this machine's)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(2048)
+    except OSError as exc:
+        listener.close()
+        raise Unavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return listener

@@ -176,7 +176,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     data_dir: str = "data"
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080  # 0: any free port
     log_level: str = "info"
     # Events waiting for a group commit before the API answers 503.
     queue_capacity: int = 50_000

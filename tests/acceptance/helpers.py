@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,13 +17,6 @@ import httpx
 AUDITLAKE = Path(sys.executable).parent / "auditlake"
 READY_SECONDS = 30.0
 STOP_SECONDS = 20.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cli_env() -> dict[str, str]:
@@ -61,7 +53,8 @@ def create_key(data_dir: Path, tenant: str, *scopes: str) -> str:
 
 
 class Server:
-    """One `auditlake serve` process on a fresh 127.0.0.1 port."""
+    """One `auditlake serve` process on 127.0.0.1, on a port the system picks
+    (`--port 0`), which the server writes to its `--port-file`."""
 
     def __init__(
         self,
@@ -81,15 +74,12 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, attempts: int = 3) -> None:
+    def start(self) -> None:
         """Start the server and wait until /readyz answers 200."""
-        for attempt in range(attempts):
-            self._spawn()
-            if self._wait_ready():
-                return
+        self._spawn()
+        if not self._wait_ready():
             self.kill()
-            if attempt == attempts - 1:
-                raise RuntimeError(f"auditlake serve did not get ready:\n{self.log()}")
+            raise RuntimeError(f"auditlake serve did not get ready:\n{self.log()}")
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hook, no final commit, no flush."""
@@ -117,10 +107,11 @@ class Server:
 
     def _spawn(self) -> None:
         assert self.process is None or self.process.poll() is not None, "already running"
-        self.port = free_port()
+        self.port = 0
+        self._port_file.unlink(missing_ok=True)
         command = [
-            str(AUDITLAKE), "serve", "--data-dir", str(self.data_dir),
-            "--port", str(self.port), "--log-level", "warning",
+            str(AUDITLAKE), "serve", "--data-dir", str(self.data_dir), "--port", "0",
+            "--port-file", str(self._port_file), "--log-level", "warning",
         ]  # fmt: skip
         if self.config is not None:
             command += ["--config", str(self.config)]
@@ -134,12 +125,21 @@ class Server:
                 stderr=subprocess.STDOUT,
             )
 
+    @property
+    def _port_file(self) -> Path:
+        return self.log_path.with_name(self.log_path.name + ".port")
+
     def _wait_ready(self) -> bool:
         assert self.process is not None
         deadline = time.monotonic() + READY_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 return False
+            if not self.port:  # written whole (renamed into place) once it listens
+                if not self._port_file.exists():
+                    time.sleep(0.02)
+                    continue
+                self.port = int(self._port_file.read_text())
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
                     return True

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from .helpers import free_port, run_cli
+from .helpers import run_cli
 
 
 def assert_one_error_line(done: subprocess.CompletedProcess[str], *words: str) -> None:
@@ -34,16 +35,42 @@ def test_keys_create_with_bad_tenant(tmp_path: Path, tenant: str) -> None:
 
 @pytest.mark.timeout(60)
 def test_serve_with_missing_config(tmp_path: Path) -> None:
-    port = str(free_port())
-    done = run_cli("serve", "--config", "missing.toml", "--port", port, cwd=tmp_path, timeout=30)
+    done = run_cli("serve", "--config", "missing.toml", "--port", "0", cwd=tmp_path, timeout=30)
     assert_one_error_line(done, "missing.toml")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--port", "70000"], ["port"]),
+        (["--port", "-1"], ["port"]),
+        (["--host", "192.0.2.1"], ["cannot listen", "192.0.2.1"]),  # not this machine's
+        (["--port-file", "no/such/folder/port"], ["port file", "no/such/folder/port"]),
+    ],
+)
+def test_serve_where_it_cannot_listen_or_tell_its_port(
+    tmp_path: Path, args: list[str], words: list[str]
+) -> None:
+    base = ["serve", "--data-dir", str(tmp_path / "data"), "--port", "0"]
+    assert_one_error_line(run_cli(*base, *args, cwd=tmp_path, timeout=30), *words)
+
+
+@pytest.mark.timeout(60)
+def test_serve_on_a_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        done = run_cli("serve", "--data-dir", str(tmp_path / "data"), "--port", port,
+                       cwd=tmp_path, timeout=30)  # fmt: skip
+    assert_one_error_line(done, "cannot listen", port)
 
 
 @pytest.mark.timeout(60)
 def test_serve_with_invalid_config(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text('queue_capacity = "lots"\n')
-    port = str(free_port())
-    done = run_cli("serve", "--config", "bad.toml", "--port", port, cwd=tmp_path, timeout=30)
+    done = run_cli("serve", "--config", "bad.toml", "--port", "0", cwd=tmp_path, timeout=30)
     assert_one_error_line(done, "config")
 
 

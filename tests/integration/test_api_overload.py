@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer
 
 from auditlake.config import Settings
 from auditlake.sqlite_db import connect
@@ -17,7 +17,7 @@ from auditlake.sqlite_db import connect
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=str(tmp_path / "data"), port=free_port(), queue_capacity=10)
+    return Settings(data_dir=str(tmp_path / "data"), port=0, queue_capacity=10)
 
 
 def test_overload_is_503_with_retry_after(live_server: LiveServer, settings: Settings) -> None:

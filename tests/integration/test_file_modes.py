@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer
 
 from auditlake.config import LakeSettings, Settings
 
@@ -19,7 +19,7 @@ from auditlake.config import LakeSettings, Settings
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     lake = LakeSettings(batch_events=1, batch_seconds=0.1)  # archive at once
-    return Settings(data_dir=str(tmp_path / "data"), port=free_port(), lake=lake)
+    return Settings(data_dir=str(tmp_path / "data"), port=0, lake=lake)
 
 
 @pytest.fixture(autouse=True)

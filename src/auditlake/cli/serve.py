@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,6 +12,7 @@ from auditlake.cli.common import SERVER, ConfigOption, DataDirOption, examples, 
 EXAMPLES = examples(
     "auditlake serve",
     "auditlake serve --config auditlake.toml --host 0.0.0.0 --port 8080",
+    "auditlake serve --port 0 --port-file port.txt",
 )
 
 
@@ -29,6 +31,15 @@ def serve(
             help="debug, info, warning or error.", metavar="LEVEL", rich_help_panel=SERVER
         ),
     ] = None,
+    port_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the port the server listens on to this file (with --port 0, the "
+            "system picks a free one).",
+            metavar="FILE",
+            rich_help_panel=SERVER,
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API, on SQLite in the data folder.
 
@@ -38,4 +49,4 @@ def serve(
     from auditlake.app import serve as run_server
 
     settings = settings_from(config, data_dir=data_dir, host=host, port=port, log_level=log_level)
-    run_server(settings)
+    run_server(settings, port_file)
