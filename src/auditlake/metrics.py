@@ -7,6 +7,7 @@ its batches, pollers their polls; the HTTP layer times requests
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,8 @@ if TYPE_CHECKING:
 class Metrics:
     """The counters and histograms the service exports on /metrics."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock  # seconds since the epoch, read at each scrape
         self.registry = CollectorRegistry()
         self.events = Counter(
             "auditlake_events",
@@ -128,7 +130,8 @@ class Metrics:
             self.poll_last_success.labels(source).set(now.timestamp())
             self.poll_checkpoint.labels(source).set(checkpoint)
             # Read at each scrape, so a source whose polls fail shows a growing lag.
-            self.poll_lag.labels(source).set_function(lambda: time.time() - checkpoint)
+            clock = self._clock
+            self.poll_lag.labels(source).set_function(lambda: clock() - checkpoint)
 
     def poll_failed(self, source: str, transient: bool) -> None:
         """A poll of `source` failed (PollObserver)."""

@@ -21,6 +21,7 @@ import gc
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 # From <malloc.h>.
 M_MMAP_THRESHOLD = -3
@@ -64,10 +65,18 @@ class _Trimmer:
     """Runs `trim` on a timer thread, at most once per `every` seconds; calls
     while one is scheduled join it."""
 
-    def __init__(self, every: float) -> None:
+    def __init__(
+        self,
+        every: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        schedule: Callable[[float, Callable[[], None]], None] | None = None,
+    ) -> None:
         self.every = every
+        self._clock = clock
+        self._schedule = schedule or _on_timer_thread
         self._lock = threading.Lock()
-        self._last = -every  # time.monotonic() of the last trim
+        self._last = -every  # clock() of the last trim
         self._pending = False
 
     def request(self) -> None:
@@ -79,17 +88,21 @@ class _Trimmer:
             if self._pending:
                 return
             self._pending = True
-            wait = max(0.0, self._last + self.every - time.monotonic())
-        timer = threading.Timer(wait, self._trim)
-        timer.daemon = True
-        timer.start()
+            wait = max(0.0, self._last + self.every - self._clock())
+        self._schedule(wait, self._trim)
 
     def _trim(self) -> None:
         with self._lock:
             self._pending = False
-            self._last = time.monotonic()
+            self._last = self._clock()
         if _LIBC is not None:
             _LIBC.malloc_trim(0)
+
+
+def _on_timer_thread(wait: float, call: Callable[[], None]) -> None:
+    timer = threading.Timer(wait, call)
+    timer.daemon = True
+    timer.start()
 
 
 _TRIMMER = _Trimmer(TRIM_EVERY_SECONDS)

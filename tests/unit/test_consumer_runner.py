@@ -147,10 +147,13 @@ def test_a_wake_ends_the_wait_and_idle_work_runs_when_nothing_waits() -> None:
     journal = journal_with()
     sink = PositionedListSink()
     idle_calls: list[float] = []
+    idle_done = threading.Event()
 
     def idle() -> bool:
         idle_calls.append(time.monotonic())
-        return len(idle_calls) < 3  # three rounds of background work, then done
+        if len(idle_calls) == 3:  # three rounds of background work, then done
+            idle_done.set()
+        return len(idle_calls) < 3
 
     written = threading.Event()
     consumer = runner(
@@ -164,10 +167,7 @@ def test_a_wake_ends_the_wait_and_idle_work_runs_when_nothing_waits() -> None:
     )
     consumer.start()
     try:
-        deadline = time.monotonic() + 5
-        while len(idle_calls) < 3:
-            assert time.monotonic() < deadline, "idle work did not run"
-            time.sleep(0.01)
+        assert idle_done.wait(5), "idle work did not run"
         append(journal, {"id": "w"})
         started = time.monotonic()
         consumer.wake()

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, datetime, timedelta
 
 from auditlake.metrics import Metrics
@@ -15,16 +14,17 @@ def gauge(metrics: Metrics, name: str) -> float:
 
 
 def test_the_poll_lag_is_read_at_each_scrape_so_it_grows_while_polls_fail() -> None:
-    metrics = Metrics()
     now = datetime.now(UTC)
+    clock = [now.timestamp()]
+    metrics = Metrics(clock=lambda: clock[0])
     checkpoint = now - timedelta(seconds=30)
     metrics.polled("cf", PollResult(now, now, checkpoint=checkpoint), now)
     first = gauge(metrics, "auditlake_poll_lag_seconds")
-    assert 30 <= first < 31
+    assert first == 30.0
     assert gauge(metrics, "auditlake_poll_checkpoint_timestamp_seconds") == checkpoint.timestamp()
     metrics.poll_failed("cf", transient=True)
-    time.sleep(0.2)
-    assert gauge(metrics, "auditlake_poll_lag_seconds") >= first + 0.2
+    clock[0] += 0.25
+    assert gauge(metrics, "auditlake_poll_lag_seconds") == 30.25
     # A backfill (no checkpoint) leaves the lag alone.
     metrics.polled("cf", PollResult(now, now), now)
-    assert gauge(metrics, "auditlake_poll_lag_seconds") >= first + 0.2
+    assert gauge(metrics, "auditlake_poll_lag_seconds") == 30.25

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 import threading
-import time
+from collections.abc import Callable
 
 import pytest
 
@@ -18,47 +18,71 @@ class FakeLibc:
 
     def __init__(self) -> None:
         self.trims: list[threading.Thread] = []
+        self.trimmed = threading.Event()
 
     def malloc_trim(self, _pad: int) -> int:
         self.trims.append(threading.current_thread())
+        self.trimmed.set()
         return 1
 
     def mallopt(self, _param: int, _value: int) -> int:
         return 1
 
 
+class FakeTimers:
+    """A clock the test moves, and the timers scheduled on it."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.scheduled: list[tuple[float, Callable[[], None]]] = []
+
+    def schedule(self, wait: float, call: Callable[[], None]) -> None:
+        self.scheduled.append((self.now + wait, call))
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock and run the timers that are due."""
+        self.now += seconds
+        due = [t for t in self.scheduled if t[0] <= self.now]
+        self.scheduled = [t for t in self.scheduled if t[0] > self.now]
+        for _at, call in due:
+            call()
+
+
 @pytest.fixture
 def libc(monkeypatch: pytest.MonkeyPatch) -> FakeLibc:
     fake = FakeLibc()
     monkeypatch.setattr(process_tuning, "_LIBC", fake)
-    monkeypatch.setattr(process_tuning, "_TRIMMER", _Trimmer(0.3))
     return fake
 
 
-def _wait_for(seconds: float, libc: FakeLibc, count: int) -> None:
-    deadline = time.monotonic() + seconds
-    while len(libc.trims) < count:
-        assert time.monotonic() < deadline, libc.trims
-        time.sleep(0.01)
-
-
-def test_a_trim_never_runs_on_the_calling_thread(libc: FakeLibc) -> None:
+def test_a_trim_never_runs_on_the_calling_thread(
+    libc: FakeLibc, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(process_tuning, "_TRIMMER", _Trimmer(0.3))  # real timer threads
     release_freed_memory()  # the first one, with no trim before it
-    assert threading.current_thread() not in libc.trims
-    _wait_for(10, libc, 1)
+    assert libc.trimmed.wait(10)
     assert libc.trims[0] is not threading.main_thread()
 
 
-def test_many_requests_make_one_trim_per_interval(libc: FakeLibc) -> None:
+def test_many_requests_make_one_trim_per_interval(
+    libc: FakeLibc, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    timers = FakeTimers()
+    trimmer = _Trimmer(0.3, clock=lambda: timers.now, schedule=timers.schedule)
+    monkeypatch.setattr(process_tuning, "_TRIMMER", trimmer)
     for _ in range(50):
         release_freed_memory()
-    _wait_for(10, libc, 1)
+    assert libc.trims == [] and len(timers.scheduled) == 1  # never inline, scheduled once
+    timers.advance(0.0)  # the first is due at once
+    assert len(libc.trims) == 1
     for _ in range(50):  # within the interval: one more trim, once it has passed
         release_freed_memory()
-    _wait_for(10, libc, 2)
-    time.sleep(0.5)
+    timers.advance(0.2)
+    assert len(libc.trims) == 1
+    timers.advance(0.1)
     assert len(libc.trims) == 2
-    assert threading.main_thread() not in libc.trims
+    timers.advance(5.0)
+    assert len(libc.trims) == 2 and timers.scheduled == []
 
 
 def test_freeze_startup_objects_freezes_what_exists() -> None:
