@@ -7,6 +7,7 @@ Nested fields are reached with a double underscore in the environment:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -177,7 +178,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     data_dir: str = "data"
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080  # 0: any free port
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
     # Events waiting for a group commit before the API answers 503.
     queue_capacity: int = 50_000
     # Upper bound of one group commit (one transaction, one fsync).
@@ -263,10 +264,40 @@ def load_settings(
     try:
         settings = msgspec.convert(merged, Settings, strict=False)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"invalid configuration: {exc}") from None
+        raise ConfigError(f"invalid configuration: {exc}{_accepted(str(exc))}") from None
     if settings.retention.active and not settings.lake.enabled:
         raise ConfigError("[retention] needs the lake: events leave the store only once archived")
     return _resolve_sources(settings, env or {})
+
+
+_SEQUENCES = (msgspec.inspect.ListType, msgspec.inspect.VarTupleType)
+
+
+def _accepted(error: str) -> str:
+    """`; accepted: ...` for an error about a value outside a fixed set (an
+    unknown backend, say), read from the settings' types; else nothing."""
+    found = re.search(r"Invalid enum value .* at `\$\.([\w.\[\]]+)`", error)
+    if found is None:
+        return ""
+    info: Any = msgspec.inspect.type_info(Settings)
+    for name in re.sub(r"\[\d+\]", "", found.group(1)).split("."):
+        while isinstance(info, (msgspec.inspect.UnionType, *_SEQUENCES)):
+            info = (  # an optional block, or a list of blocks
+                info.item_type
+                if isinstance(info, _SEQUENCES)
+                else next(t for t in info.types if not isinstance(t, msgspec.inspect.NoneType))
+            )
+        fields = {f.encode_name: f.type for f in getattr(info, "fields", ())}
+        if name not in fields:
+            return ""
+        info = fields[name]
+    values = [
+        v
+        for t in (info.types if isinstance(info, msgspec.inspect.UnionType) else (info,))
+        if isinstance(t, msgspec.inspect.LiteralType)
+        for v in t.values
+    ]
+    return f"; accepted: {', '.join(map(repr, values))}" if values else ""
 
 
 RESERVED_PATHS = ("/v1/events", "/v1/export", "/healthz", "/readyz", "/metrics", "/openapi.json")

@@ -61,11 +61,23 @@ def test_the_backends_are_chosen_in_their_blocks(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "field"),
     [
-        ('[journal]\nbackend = "kafka"', "journal.backend"),
+        ('[journal]\nbackend = "kafka"', "journal.backend`; accepted: 'sqlite'"),
+        ('[store]\nbackend = "mysql"', "store.backend`; accepted: 'sqlite'"),
         ("[store]\nbackend = 1", "store.backend"),
+        ('log_level = "loud"', "log_level`; accepted: 'critical', 'debug', 'error', 'info'"),
+        (
+            '[[sources.cloudevents]]\nname = "a"\ntenant = "t"\npreset = "github"',
+            "cloudevents[0].preset`; accepted: 'chainguard'",
+        ),
+        (
+            '[[sources.cloudflare]]\nname = "a"\naccount_id = "x"\napi = "v9"',
+            "cloudflare[0].api`; accepted: 'v1', 'v2'",
+        ),
     ],
 )
-def test_an_unknown_backend_is_named(tmp_path: Path, text: str, field: str) -> None:
+def test_a_value_outside_a_fixed_set_is_named_with_the_accepted_ones(
+    tmp_path: Path, text: str, field: str
+) -> None:
     config = tmp_path / "c.toml"
     config.write_text(text)
     with pytest.raises(ConfigError, match=re.escape(field)):
