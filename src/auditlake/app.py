@@ -8,6 +8,7 @@ each other's write lock.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from auditlake.consumers.archiver import Archiver
 from auditlake.consumers.process import ConsumerProcess
 from auditlake.consumers.runner import BatchObserver, ConsumerGroup, ConsumerRunner
 from auditlake.consumers.state import ConsumerState
+from auditlake.dead_letters import DeadLetters
 from auditlake.errors import ConfigError, Unavailable
 from auditlake.files import PRIVATE_UMASK
 from auditlake.ingest import Ingest
@@ -90,9 +92,10 @@ def build_journal(
     )
 
 
-def build_ingest(settings: Settings, journal: Journal) -> Ingest:
-    """The way in for a CLI process: it runs no recorder, so nothing holds
-    its writes back but the journal's queue, and it exports no metrics."""
+def build_ingest(journal: Journal) -> Ingest:
+    """The way in for a CLI process (`poll`, `rehydrate`): it runs no
+    recorder, so nothing holds its writes back but the journal's queue (a
+    server indexes what it wrote at its own pace), and it exports no metrics."""
     return Ingest(journal, Metrics())
 
 
@@ -122,9 +125,21 @@ def build_recorder(settings: Settings, on_batch: BatchObserver) -> ConsumerRunne
         batch_events=1,
         batch_seconds=0.0,
         catch_up_events=settings.index_batch_events,
+        max_backoff=1.0,  # search waits on it: retry every second, as it always did
         on_batch=on_batch,
         on_idle=reindex,
     )
+
+
+def consumer_names(settings: Settings) -> list[str]:
+    """The journal consumers `settings` run."""
+    return [RECORDER, *([ARCHIVER] if settings.lake.enabled else [])]
+
+
+def build_consumer_letters(settings: Settings) -> tuple[DeadLetters, Callable[[], None]]:
+    """The consumers' dead letters, and what closes them."""
+    state = ConsumerState(settings.consumers_path)
+    return state.dead_letters, state.close
 
 
 def build_consumers(settings: Settings) -> ConsumerGroup:
@@ -224,19 +239,35 @@ def serve(settings: Settings, port_file: Path | None = None) -> None:
     os.umask(PRIVATE_UMASK)  # whatever else the process and its children write
     tune_allocator()
     listener = listen(settings.host, settings.port)
-    if port_file is not None:
-        write_port(port_file, listener.getsockname()[1])
-    app = build_app(settings)
-    freeze_startup_objects()
+    port = listener.getsockname()[1]
     config = uvicorn.Config(
-        app,
+        build_app(settings),
         log_level=settings.log_level,
         access_log=False,
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=10,
-    )
-    uvicorn.Server(config).run(sockets=[listener])
+    )  # configures logging: the line below goes where uvicorn's own go
+
+    def forget_port() -> None:  # a script must not read a port that is gone
+        if port_file is not None:
+            port_file.unlink(missing_ok=True)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            try:
+                await super().shutdown(sockets)
+            finally:  # before uvicorn re-raises the signal that stopped it
+                forget_port()
+
+    if port_file is not None:
+        write_port(port_file, port)
+    logging.getLogger("uvicorn.error").info("listening on %s:%d", settings.host, port)
+    freeze_startup_objects()
+    try:
+        Server(config).run(sockets=[listener])
+    finally:  # a start that failed
+        forget_port()
 
 
 def write_port(path: Path, port: int) -> None:

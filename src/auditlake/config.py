@@ -68,9 +68,9 @@ class CloudEventsSource(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     types: tuple[str, ...] = ()
     # Origins answered in the CloudEvents webhook validation handshake.
     allowed_origins: tuple[str, ...] = ()
-    # "chainguard": issuer, audience, subject rule and kept types of
-    # Chainguard's events for `group`, and the pull-event mapping.
-    preset: Literal["chainguard"] | None = None
+    # A vendor's issuer, audience, subject rule and kept types for `group`,
+    # and its mapping: one of `vendors.PRESETS` ("chainguard").
+    preset: str | None = None
     group: str | None = None
     include_push_events: bool = False
 
@@ -342,7 +342,10 @@ def _resolve_source(source: CloudEventsSource, env: Mapping[str, str]) -> CloudE
 def _with_preset(source: CloudEventsSource, where: str) -> CloudEventsSource:
     """The preset vendor's issuer, audience, subject rule and event types,
     unless the block sets them."""
-    preset = PRESETS[str(source.preset)]
+    preset = PRESETS.get(str(source.preset))
+    if preset is None:
+        known = ", ".join(map(repr, PRESETS))
+        raise ConfigError(f"{where}: unknown preset {source.preset!r}; accepted: {known}")
     if not source.group:
         raise ConfigError(f"{where}: preset {source.preset!r} needs 'group' (your group id)")
     oidc = source.oidc or OidcAuth(issuer=preset.issuer, audience=preset.audience)

@@ -6,7 +6,8 @@ CloudEvents, pollers, rehydrate): admission, normalization, append, counting.
   recorder's recent rate), new writes wait up to `admit_wait_seconds`, then
   get `Overloaded` (503): ingest never outruns search by more than a bounded
   backlog. Requests wait before reading their body (waiting holds no
-  memory); pollers and rehydrate wait in their own threads.
+  memory); pollers and rehydrate wait in their own threads (a CLI process
+  runs no recorder: nothing holds it back but the journal's queue).
 - **Normalization** is all or nothing for a request (`normalized`: one
   bad item fails it, nothing stored), or per item for a vendor's pages
   (`normalized_each`: a bad item is handed to `reject`, a poller dead-letters

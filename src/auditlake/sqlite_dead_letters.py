@@ -1,6 +1,6 @@
 """`DeadLetters` in a table of an embedded database (the `consumers` and the
 `pollers` databases each hold one, of the same shape; its statements are in
-`sql/dead_letters/queries.sql`)."""
+`sql/sqlite/dead_letters/queries.sql`)."""
 
 from __future__ import annotations
 

@@ -19,3 +19,14 @@ def test_dead_letters_and_replay_on_a_fresh_data_folder(tmp_path: Path) -> None:
     assert replayed.returncode == 0, replayed.stderr
     assert replayed.stdout.strip() == "archiver: 0 replayed, 0 still failing"
     assert_one_error_line(run_cli("consumers", "replay", "nope", *data, cwd=tmp_path), "nope")
+
+
+@pytest.mark.timeout(60)
+def test_the_recorders_dead_letters_are_listed_not_replayed(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    listed = run_cli("consumers", "dead-letters", "recorder", *data, cwd=tmp_path)
+    assert (listed.returncode, listed.stdout) == (0, ""), listed.stderr
+    replayed = run_cli("consumers", "replay", "recorder", *data, cwd=tmp_path)
+    assert_one_error_line(replayed, "recorder", "journal order")
+    unknown = run_cli("consumers", "dead-letters", "nope", *data, cwd=tmp_path)
+    assert_one_error_line(unknown, "nope", "recorder")

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from .helpers import run_cli
+from .helpers import Server, run_cli
 
 
 def assert_one_error_line(done: subprocess.CompletedProcess[str], *words: str) -> None:
@@ -88,3 +89,12 @@ def test_serve_with_invalid_config(tmp_path: Path) -> None:
 def test_lake_commands_with_mistakes(tmp_path: Path, args: list[str], words: list[str]) -> None:
     done = run_cli(*args, "--data-dir", str(tmp_path / "data"), cwd=tmp_path)
     assert_one_error_line(done, *words)
+
+
+@pytest.mark.timeout(90)
+def test_serve_on_port_0_writes_the_bound_port_and_removes_it_on_stop(server: Server) -> None:
+    server.start()  # --port 0 --port-file: the helper reads the port from the file
+    port_file = server.log_path.with_name(server.log_path.name + ".port")
+    assert int(port_file.read_text()) == server.port > 0
+    assert server.stop() in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
+    assert not port_file.exists()  # no stale port for the next reader

@@ -501,3 +501,22 @@ def test_consumers_hear_of_a_commit_before_its_caller_does(tmp_path: Path) -> No
             assert seen_at_answer == [n + 1]  # notified of this commit already
     finally:
         journal.close()
+
+
+def test_a_failing_metrics_observer_never_keeps_a_commit_from_the_consumers(
+    tmp_path: Path,
+) -> None:
+    heads: list[int] = []
+
+    def broken_metrics(_events: int, _seconds: float) -> None:
+        raise RuntimeError("a broken gauge")
+
+    journal = SqliteJournal(
+        tmp_path / "journal.db", on_commit=broken_metrics, on_durable=heads.append
+    )
+    journal.start()
+    try:
+        journal.submit(stored("acme", {"id": "m1", "action": "x"})).result(timeout=10)
+        assert heads == [1] and journal.healthy()
+    finally:
+        journal.close()

@@ -67,7 +67,7 @@ def test_the_backends_are_chosen_in_their_blocks(tmp_path: Path) -> None:
         ('log_level = "loud"', "log_level`; accepted: 'critical', 'debug', 'error', 'info'"),
         (
             '[[sources.cloudevents]]\nname = "a"\ntenant = "t"\npreset = "github"',
-            "cloudevents[0].preset`; accepted: 'chainguard'",
+            "unknown preset 'github'; accepted: 'chainguard'",
         ),
         (
             '[[sources.cloudflare]]\nname = "a"\naccount_id = "x"\napi = "v9"',

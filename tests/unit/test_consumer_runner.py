@@ -176,3 +176,40 @@ def test_a_wake_ends_the_wait_and_idle_work_runs_when_nothing_waits() -> None:
     finally:
         consumer.close(timeout=5)
     assert len(idle_calls) == 3  # it said it was done
+
+
+def test_failing_background_work_waits_before_it_is_tried_again() -> None:
+    calls: list[float] = []
+
+    def idle() -> bool:
+        calls.append(time.monotonic())
+        raise RuntimeError("disk full")
+
+    consumer = runner(journal_with(), PositionedListSink(), poll_seconds=0.05, on_idle=idle)
+    consumer.start()
+    time.sleep(0.3)  # a real thread: bounded, and the count is what is asserted
+    consumer.close(timeout=5)
+    assert 2 <= len(calls) <= 10  # about one try per poll, not a busy loop
+
+
+def test_a_wake_that_finds_nothing_new_is_answered_with_the_position() -> None:
+    journal = journal_with({"id": "a"})
+    told: list[tuple[int, int]] = []
+    answered = threading.Event()
+
+    def on_batch(events: int, _seconds: float, at: int) -> None:
+        told.append((events, at))
+        answered.set()
+
+    consumer = runner(
+        journal, PositionedListSink(), batch_events=1, batch_seconds=0, poll_seconds=30,
+        on_batch=on_batch,
+    )  # fmt: skip
+    consumer.start()
+    try:
+        assert answered.wait(5) and told == [(1, 1)]  # the first batch
+        answered.clear()
+        consumer.wake()  # nothing new: the waker still learns where it is
+        assert answered.wait(5) and told[-1] == (0, 1)
+    finally:
+        consumer.close(timeout=5)

@@ -1,4 +1,6 @@
-"""`auditlake consumers`: the journal consumers' dead letters (the archiver's)."""
+"""`auditlake consumers`: the journal consumers' dead letters (the recorder's
+and the archiver's; only the archiver's can be replayed: the recorder
+indexes in journal order)."""
 
 from __future__ import annotations
 
@@ -24,7 +26,9 @@ app = typer.Typer(
     epilog=examples("auditlake consumers dead-letters archiver"),
     no_args_is_help=True,
 )
-NameArgument = Annotated[str, typer.Argument(help="The consumer: archiver.", metavar="CONSUMER")]
+NameArgument = Annotated[
+    str, typer.Argument(help="The consumer: recorder or archiver.", metavar="CONSUMER")
+]
 
 
 @app.command(
@@ -37,12 +41,18 @@ def dead_letters(
 
     One JSON object per line.
     """
-    group = _group(config, data_dir)
+    from auditlake.app import build_consumer_letters, consumer_names  # the composition root
+
+    settings = settings_from(config, data_dir=data_dir)
+    known = consumer_names(settings)
+    if name not in known:
+        raise ConfigError(f"no consumer named {name!r}; known: {', '.join(known)}")
+    letters, close = build_consumer_letters(settings)
     try:
-        letters = group.dead_letters.letters(group.runner(name).name)
+        found = letters.letters(name)
     finally:
-        group.close()
-    for letter in letters:
+        close()
+    for letter in found:
         typer.echo(msgspec.json.encode(letter).decode())
 
 
@@ -52,6 +62,8 @@ def replay(name: NameArgument, config: ConfigOption = None, data_dir: DataDirOpt
 
     The exit code is 1 if some still fail.
     """
+    if name == "recorder":
+        raise ConfigError("the recorder indexes in journal order: its dead letters are only listed")
     group = _group(config, data_dir)
     try:
         replayed, failing = group.runner(name).replay_dead_letters()

@@ -88,7 +88,7 @@ def cloudflare(
     settings = _only(settings_from(config, data_dir=data_dir), source or [])
     journal = build_journal(settings)
     journal.start()
-    group = build_pollers(settings, build_ingest(settings, journal), observer=None)
+    group = build_pollers(settings, build_ingest(journal), observer=None)
     try:
         if once or window is not None:
             failed = sum(not _poll(runner.poller, window, json) for runner in group.runners)

@@ -80,7 +80,7 @@ def rehydrate(
     keep_until = time.time_ns() // 1000 + settings.retention.rehydrated_days * DAY_US
     journal = build_journal(settings)
     journal.start()
-    ingest = build_ingest(settings, journal)
+    ingest = build_ingest(journal)
     keeper = build_keeper(settings)
     try:
         with Progress(TextColumn("{task.description} {task.completed:,} events")) as bar:

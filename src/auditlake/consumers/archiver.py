@@ -26,7 +26,6 @@ from functools import partial
 from auditlake.consumers.sink import Batch
 from auditlake.core.event import Event, to_micros
 from auditlake.errors import AuditlakeError
-from auditlake.journal.base import Record
 from auditlake.lake.layout import HOUR_US, merge, merge_into
 from auditlake.lake.migrate import migrate_layout
 from auditlake.lake.objects import ObjectStore
@@ -58,11 +57,11 @@ class Archiver:
         records are grouped by tenant and hour before any is decoded, so the
         batch never holds every decoded event at once."""
         self.migrate_if_due()
-        by_hour: dict[tuple[str, int], list[Record]] = defaultdict(list)
-        for record in batch.records:
-            by_hour[record.tenant, record.occurred_us // HOUR_US].append(record)
+        by_hour: dict[tuple[str, int], list[int]] = defaultdict(list)
+        for index, record in enumerate(batch.records):
+            by_hour[record.tenant, record.occurred_us // HOUR_US].append(index)
         for key in sorted(by_hour):
-            self._merge([record.event() for record in by_hour.pop(key)])
+            self._merge([batch.event(index) for index in by_hour.pop(key)])
 
     def archive(self, events: list[Event]) -> None:
         """Merge `events` into their partitions; durable on return. The first

@@ -29,5 +29,5 @@ class EventFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def apply(self, batch: Batch) -> Batch:
         """The records of `batch` whose events pass; it still covers the
         journal through `batch.end` (what was dropped is done with)."""
-        kept = [(r, e) for r, e in zip(batch.records, batch.events(), strict=True) if self.keeps(e)]
+        kept = [(r, e) for r, e in batch.decoded() if self.keeps(e)]  # only these are kept
         return Batch([r for r, _ in kept], end=batch.end, events=[e for _, e in kept])

@@ -47,7 +47,8 @@ CATCH_UP_EVENTS = 50_000
 # a consumer catching up 200,000 events peaks under 200 MiB RSS
 # (bench/backlog_memory.py, docs/benchmarks.md).
 BATCH_BYTES = 40 * 1024 * 1024
-# Told after each batch: (events written, seconds taken, new position).
+# Told after each batch: (journal records it covered, seconds taken, the new
+# position); and with 0 records after a wake-up that found nothing new.
 BatchObserver = Callable[[int, float, int], None]
 
 
@@ -205,6 +206,8 @@ class ConsumerRunner:
 
     def _dead_lettered(self, record: Record, reason: str) -> None:
         position = record.position
+        log.warning("%s: set journal position %d aside in the dead letters: %s",
+                    self.name, position, reason)  # fmt: skip
         self._dead_letters.add(self.name, str(position), reason, record.body, position)
 
     def start(self) -> None:
@@ -233,10 +236,15 @@ class ConsumerRunner:
         idle_pending = True
         while True:
             stopping = self._stopping.is_set()
+            woken = self._news.is_set()
             self._news.clear()
             try:
                 written = self.step(flush=stopping)
                 failures = 0
+                if woken and not written and self._on_batch is not None:
+                    # Answer the news even with nothing new: whoever sent it
+                    # learns where this consumer is, and may send more.
+                    self._on_batch(0, 0.0, self.committed())
             except Exception:  # the position stayed: the same batch is tried again
                 failures += 1
                 log.exception("%s: writing a batch failed (%d in a row)", self.name, failures)
@@ -260,6 +268,7 @@ class ConsumerRunner:
             return self._on_idle()
         except Exception:
             log.exception("%s: background work failed (trying again later)", self.name)
+            self._news.wait(self._poll)  # not at once: it may fail the same way
             return True
 
     def _write_or_split(self, batch: Batch) -> None:

@@ -47,6 +47,13 @@ class Batch:
             self._events = [record.event() for record in self.records]
         return self._events
 
+    def event(self, index: int) -> Event:
+        """The event of record `index`: decoded by `events()` before, or
+        decoded now and not kept."""
+        if self._events is not None:
+            return self._events[index]
+        return self.records[index].event()
+
     def decoded(self, start: int = 0) -> Iterator[tuple[Record, Event]]:
         """The records from index `start` on, each with its event: the ones
         `events()` decoded, or else decoded one at a time and not kept, for

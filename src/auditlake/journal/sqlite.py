@@ -212,14 +212,12 @@ class SqliteJournal:
             self._failure = None
 
     def _observe(self, count: int, seconds: float) -> None:
-        """Tell the observers; their failures never stop the writer."""
-        try:
-            if self._on_commit is not None:
-                self._on_commit(count, seconds)
-            if self._on_durable is not None:
-                self._on_durable(self._committed)
-        except Exception:
-            log.exception("a commit observer failed")
+        """Tell the observers, the consumers first; one that fails never
+        keeps the others from hearing, nor stops the writer."""
+        if self._on_durable is not None:
+            _tell(self._on_durable, self._committed)
+        if self._on_commit is not None:
+            _tell(self._on_commit, count, seconds)
 
     def _write(self, group: list[_Request]) -> list[Judged]:
         conn = self._conn
@@ -331,3 +329,10 @@ class _StoredKeys:
         retries) is not decoded again."""
         if self._computed:
             self._conn.executemany(query("journal", "cache_fingerprint"), self._computed)
+
+
+def _tell(observer: Callable[..., None], *args: object) -> None:
+    try:
+        observer(*args)
+    except Exception:
+        log.exception("a commit observer failed")

@@ -51,8 +51,9 @@ def rehydrate(
     on_page: Callable[[int], None] = lambda _n: None,
 ) -> Rehydrated:
     """Append the lake's events of `tenants` in [since, until) to the journal
-    (through `ingest`, waiting while search indexing is behind) and ask
-    retention (`keeper`) to keep them until `keep_until_us`."""
+    (through `ingest`, waiting while its admission says search indexing is
+    behind: a CLI run has no recorder to wait for) and ask retention
+    (`keeper`) to keep them until `keep_until_us`."""
     done = Rehydrated()
     reader = LakeReader(objects)
     for tenant in tenants:

@@ -31,6 +31,7 @@ CONSUMER = "recorder"
 log = logging.getLogger(__name__)
 STORE_CACHE_KIB = 256 * 1024
 STORE_CHECKPOINT_PAGES = 50_000
+REINDEX_BYTES = 16 * 1024 * 1024  # of stored JSON per reindex batch
 
 
 def open_index_store(path: Path) -> DbConnection:
@@ -143,13 +144,13 @@ class SqliteIndexSink:
             return False
         next_seq, last_seq = (int(v) for v in pending[0])
         journal.seek(next_seq - 1)
-        records = journal.fetch(limit)
+        records = journal.fetch(limit, max_bytes=REINDEX_BYTES)
         texts = [
             (r.position, index_text(search_text(r.event())))
             for r in records
             if r.position <= last_seq
         ]
-        finished = len(texts) < limit
+        finished = not records or records[-1].position >= last_seq
         store.execute("BEGIN IMMEDIATE")
         try:
             if fetch_all(store, query("store", "text_reindex")) != pending:

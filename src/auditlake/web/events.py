@@ -88,11 +88,12 @@ class EventRoutes:
         ingest = self.services.ingest
         # Before reading the body: waiting requests hold no memory.
         await ingest.admission.wait()
+        inputs: list[EventInput] = []
         try:
             inputs = parse(await read_body(request, cap), self.limits)
             origin = self._origin(request, key)
         except AuditlakeError:
-            ingest.rejected(SOURCE)
+            ingest.rejected(SOURCE, len(inputs) or 1)
             raise
         stored = ingest.normalized(SOURCE, inputs, origin, self.limits)
         return await ingest.append(SOURCE, stored)
