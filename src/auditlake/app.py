@@ -24,7 +24,7 @@ from auditlake.consumers.runner import BatchObserver, ConsumerGroup, ConsumerRun
 from auditlake.consumers.state import ConsumerState
 from auditlake.dead_letters import DeadLetters
 from auditlake.errors import ConfigError, Unavailable
-from auditlake.files import PRIVATE_UMASK
+from auditlake.files import PRIVATE_UMASK, private_folder
 from auditlake.ingest import Ingest
 from auditlake.journal.base import CommitObserver, Journal
 from auditlake.journal.sqlite import SqliteJournal
@@ -38,6 +38,7 @@ from auditlake.pollers.runner import PollerGroup, PollerRunner
 from auditlake.pollers.state import PollerState
 from auditlake.process_tuning import freeze_startup_objects, tune_allocator
 from auditlake.runtime import Services
+from auditlake.sqlite_db import connect
 from auditlake.store.base import EventStore
 from auditlake.store.recorder_process import RecorderProcess
 from auditlake.store.retention import Keeper, RetentionRunner
@@ -46,6 +47,7 @@ from auditlake.store.sqlite_recorder import SqliteIndexSink, open_index_store
 from auditlake.store.sqlite_retention import SqliteKeeper, SqliteRetention
 from auditlake.web.app import create_app
 
+log = logging.getLogger("uvicorn.error")  # where uvicorn's own lines go
 ARCHIVER = "archiver"
 RECORDER = "recorder"
 RECORDER_REINDEX = "recorder.reindex"  # reads only: never committed
@@ -238,6 +240,7 @@ def serve(settings: Settings, port_file: Path | None = None) -> None:
 
     os.umask(PRIVATE_UMASK)  # whatever else the process and its children write
     tune_allocator()
+    check_databases(settings)
     listener = listen(settings.host, settings.port)
     port = listener.getsockname()[1]
     config = uvicorn.Config(
@@ -247,13 +250,18 @@ def serve(settings: Settings, port_file: Path | None = None) -> None:
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=10,
-    )  # configures logging: the line below goes where uvicorn's own go
+    )  # configures logging
 
     def forget_port() -> None:  # a script must not read a port that is gone
         if port_file is not None:
             port_file.unlink(missing_ok=True)
 
     class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:  # uvicorn's own line is left out when it gets a socket
+                log.info("listening on %s:%d", settings.host, port)
+
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             try:
                 await super().shutdown(sockets)
@@ -262,12 +270,27 @@ def serve(settings: Settings, port_file: Path | None = None) -> None:
 
     if port_file is not None:
         write_port(port_file, port)
-    logging.getLogger("uvicorn.error").info("listening on %s:%d", settings.host, port)
     freeze_startup_objects()
     try:
         Server(config).run(sockets=[listener])
     finally:  # a start that failed
         forget_port()
+
+
+def check_databases(settings: Settings) -> None:
+    """Open each database file the server uses once, before it starts: a
+    path it cannot use is one error naming it (Unavailable), not a failure
+    inside the app's startup or a child that keeps dying."""
+    paths = [settings.journal_path, settings.store_path, settings.keys_path]
+    paths += [settings.consumers_path] + (
+        [settings.pollers_path] if settings.sources.cloudflare else []
+    )
+    for path in paths:
+        try:
+            private_folder(path.parent)
+        except OSError as exc:
+            raise Unavailable(f"cannot make the folder of {path}: {exc.strerror or exc}") from exc
+        connect(path).close()
 
 
 def write_port(path: Path, port: int) -> None:

@@ -128,6 +128,10 @@ class ChildSupervisor:
             thread.join(self._close_seconds)
 
     def _supervise(self) -> None:
+        # Children start with SIGTERM blocked (a new process inherits the
+        # mask of the thread that starts it) until they ignore it: a service
+        # manager's stop to the whole group must not kill one mid-import.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         quick_deaths = 0
         while (process := self._spawn()) is not None:
             started = time.monotonic()
@@ -195,6 +199,10 @@ def _child_main(
     """What every child does first, then its work."""
     die_with_parent(parent)
     os.nice(niceness)  # the server's own work comes first
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # Ctrl-C, and a service manager's SIGTERM to the whole process group, are
+    # the parent's to handle: it tells the child to close, after its drain.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one that came meanwhile is dropped
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     logging.basicConfig(level=logging.INFO, format=f"{name}: %(levelname)s %(message)s")
     target(pipe, *args)

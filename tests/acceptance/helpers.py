@@ -89,11 +89,14 @@ class Server:
         if process is not None:
             process.wait(timeout=STOP_SECONDS)
 
-    def stop(self) -> int:
-        """SIGTERM (graceful shutdown); the exit code."""
+    def stop(self, *, whole_group: bool = False) -> int:
+        """SIGTERM (graceful shutdown); the exit code. `whole_group`: to the
+        server and its children at once, as a service manager does."""
         process = self.process
         assert process is not None
-        if process.poll() is None:
+        if process.poll() is None and whole_group:
+            os.killpg(process.pid, signal.SIGTERM)
+        elif process.poll() is None:
             process.send_signal(signal.SIGTERM)
         try:
             return process.wait(timeout=STOP_SECONDS)
@@ -123,6 +126,7 @@ class Server:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, as under a service manager
             )
 
     @property

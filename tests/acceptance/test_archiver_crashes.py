@@ -7,6 +7,7 @@ half-written file is visible."""
 from __future__ import annotations
 
 import random
+import signal
 import threading
 import time
 from collections import Counter
@@ -169,3 +170,26 @@ def test_sigkilled_while_moving_a_legacy_lake_loses_and_repeats_nothing(tmp_path
     assert set(archived) == legacy | set(stored_keys(data_dir / "journal.db"))
     assert all(count == 1 for count in archived.values())
     assert legacy_files(lake) == []
+
+
+def test_a_sigterm_to_the_whole_process_group_still_archives_what_was_left(
+    tmp_path: Path,
+) -> None:
+    """systemd's default stop signals every process of the service: the
+    children leave it to the server, which drains and lets them finish."""
+    config = tmp_path / "auditlake.toml"
+    config.write_text("[lake]\nbatch_events = 10000\nbatch_seconds = 3600\n")  # only the stop
+    data_dir = tmp_path / "data"
+    key = create_key(data_dir, "acme")
+    server = Server(data_dir, tmp_path / "server.log", config=config)
+    try:
+        server.start()
+        events = [{"id": f"g{n}", "action": "x"} for n in range(5)]
+        response = httpx.post(f"{server.url}/v1/events/batch", json={"events": events},
+                              headers={"authorization": f"Bearer {key}"}, timeout=10)  # fmt: skip
+        assert response.status_code == 201, response.text
+        assert server.stop(whole_group=True) in (0, -signal.SIGTERM)
+    finally:
+        server.kill()
+    assert set(lake_rows(data_dir / "lake")) == {("acme", f"g{n}") for n in range(5)}
+    assert "restarting" not in server.log()

@@ -58,6 +58,25 @@ def test_serve_where_it_cannot_listen_or_tell_its_port(
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("block", "words"),
+    [
+        ('[journal]\npath = "/proc/nope/journal.db"', ["/proc/nope/journal.db"]),
+        ('[store]\npath = "{tmp}/a-file/store.db"', ["cannot open the database", "store.db"]),
+        ('[journal]\npath = "{tmp}"', ["cannot open the database"]),
+    ],
+)
+def test_serve_with_a_database_path_it_cannot_use(
+    tmp_path: Path, block: str, words: list[str]
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    (tmp_path / "c.toml").write_text(block.format(tmp=tmp_path) + "\n")
+    done = run_cli("serve", "--config", "c.toml", "--data-dir", str(tmp_path / "data"),
+                   "--port", "0", cwd=tmp_path, timeout=30)  # fmt: skip
+    assert_one_error_line(done, *words)
+
+
+@pytest.mark.timeout(60)
 def test_serve_on_a_port_in_use(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -84,6 +103,8 @@ def test_serve_with_invalid_config(tmp_path: Path) -> None:
         (["rehydrate", "--since", "2026-01-02T00:00:00Z", "--until", "2026-01-01T00:00:00Z"],
          ["--since"]),
         (["rehydrate", "--since", "yesterday", "--until", "2026-01-01T00:00:00Z"], ["since"]),
+        (["rehydrate", "--since", "2026-01-01T00:00:00Z", "--until", "2026-01-02T00:00:00Z",
+          "--tenant", "bad name"], ["--tenant", "bad name"]),
     ],
 )  # fmt: skip
 def test_lake_commands_with_mistakes(tmp_path: Path, args: list[str], words: list[str]) -> None:

@@ -130,7 +130,7 @@ def _only(settings: Settings, names: list[str]) -> Settings:
     if unknown:
         raise ConfigError(f"no [[sources.cloudflare]] block named {', '.join(unknown)}")
     if not sources:
-        raise ConfigError("the config file has no [[sources.cloudflare]] block")
+        raise ConfigError("no [[sources.cloudflare]] block is configured (--config FILE)")
     chosen = tuple(s for s in sources if not names or s.name in names)
     kept = msgspec.structs.replace(settings.sources, cloudflare=chosen)
     return msgspec.structs.replace(settings, sources=kept)

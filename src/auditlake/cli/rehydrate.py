@@ -17,7 +17,7 @@ from auditlake.cli.common import (
     examples,
     settings_from,
 )
-from auditlake.core.event import to_micros
+from auditlake.core.event import tenant_fault, to_micros
 from auditlake.core.query import parse_time
 from auditlake.errors import ConfigError, InvalidInput
 
@@ -76,6 +76,9 @@ def rehydrate(
     if window[0] >= window[1]:
         raise InvalidInput("--since must be before --until")
     objects = lake_objects(settings)
+    for name in tenant or ():
+        if (fault := tenant_fault(name)) is not None:
+            raise InvalidInput(f"--tenant {name!r}: {fault}")
     tenants = tenant or lake_tenants(objects)
     keep_until = time.time_ns() // 1000 + settings.retention.rehydrated_days * DAY_US
     journal = build_journal(settings)
