@@ -87,7 +87,7 @@ class Services:
         no longer than `search_wait_seconds`; otherwise search what is indexed."""
         if self.recorder is None:
             return
-        waiting = asyncio.wrap_future(self.recorder.sync())
+        waiting = asyncio.wrap_future(self.recorder.sync(self.journal.head()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(waiting, self.settings.search_wait_seconds)
 

@@ -486,21 +486,33 @@ def test_a_waiter_that_gave_up_does_not_stop_the_journal(tmp_path: Path) -> None
     journal.close()
 
 
-def test_consumers_hear_of_a_commit_before_its_caller_does(tmp_path: Path) -> None:
+def test_the_journal_head_counts_a_batch_before_its_caller_hears(tmp_path: Path) -> None:
     """A search right after an acknowledged write must wait for that write:
-    the recorder's head moves before the caller's future resolves."""
-    heads: list[int] = []
-    journal = SqliteJournal(tmp_path / "journal.db", on_durable=heads.append)
+    it asks the recorder to sync up to the journal's head, which already
+    counts the batch when the caller's future resolves."""
+    journal = SqliteJournal(tmp_path / "journal.db")
     journal.start()
     try:
         for n in range(20):
             future = journal.submit(stored("acme", {"id": f"o{n}", "action": "x"}))
             seen_at_answer: list[int] = []
-            future.add_done_callback(lambda _f, seen=seen_at_answer: seen.append(len(heads)))
+            future.add_done_callback(lambda _f, seen=seen_at_answer: seen.append(journal.head()))
             future.result(timeout=10)
-            assert seen_at_answer == [n + 1]  # notified of this commit already
+            assert seen_at_answer == [n + 1]
     finally:
         journal.close()
+
+
+def test_a_search_right_after_a_write_finds_it(tmp_path: Path) -> None:
+    pair = SqlitePair(tmp_path)
+    try:
+        for n in range(30):
+            pair.journal.submit(stored("acme", {"id": f"w{n}", "action": "x"})).result(timeout=10)
+            pair.recorder.sync(pair.journal.head()).result(timeout=10)
+            found = pair.store.search(parse_query("acme", {"limit": "1000"})).events
+            assert len(found) == n + 1
+    finally:
+        pair.close()
 
 
 def test_a_failing_metrics_observer_never_keeps_a_commit_from_the_consumers(

@@ -34,7 +34,7 @@ class FakeRecorder:
     def seconds_behind(self) -> float:
         return self.backlog / self.rate if self.rate else 0.0
 
-    def sync(self) -> Future[None]:
+    def sync(self, head: int = 0) -> Future[None]:
         future: Future[None] = Future()
         future.set_result(None)
         return future
@@ -103,7 +103,7 @@ def test_a_search_stops_waiting_for_a_slow_index_and_late_results_are_harmless()
     log = MemoryEventLog()
     recorder = FakeRecorder(5000)
     pending: Future[None] = Future()
-    recorder.sync = lambda: pending  # type: ignore[method-assign]
+    recorder.sync = lambda head=0: pending  # type: ignore[method-assign]
     chosen = Services(Settings(search_wait_seconds=0.05), log, log, keys=None, recorder=recorder)  # type: ignore[arg-type]
     asyncio.run(chosen.wait_searchable())  # returns after the timeout, no error
     assert pending.cancelled()

@@ -74,6 +74,10 @@ class Journal(Protocol):
         `Conflict` (nothing written) when an event conflicts with a stored one
         and `keep_first` is False."""
 
+    def head(self) -> int:
+        """The position of the last durable record (0: none), counting every
+        batch whose future has resolved."""
+
     def pending(self) -> int:
         """Events queued but not yet committed."""
 
@@ -94,8 +98,9 @@ class Consumer(Protocol):
     def start(self) -> None:
         """Resume after the stored position."""
 
-    def sync(self) -> Future[None]:
-        """Resolves once everything the journal holds now is processed."""
+    def sync(self, head: int = 0) -> Future[None]:
+        """Resolves once everything up to `head` (or up to what it last
+        heard of the journal, if later) is processed."""
 
     def lag(self) -> int:
         """Events in the journal not processed yet."""

@@ -95,6 +95,10 @@ class SqliteJournal:
             self._wakeup.notify()
         return request.future
 
+    def head(self) -> int:
+        """The position of the last durable record (0: none)."""
+        return self._committed
+
     def pending(self) -> int:
         """Events queued but not yet committed."""
         return self._queued_events
@@ -167,14 +171,16 @@ class SqliteJournal:
                 fail(request.future, error)
         else:
             self._failure = None
-            # The consumers hear of the commit before any caller does: a
-            # search right after an acknowledged write waits for it.
-            self._observe(count, time.perf_counter() - started)
+            # The callers first: `head()` already counts their events, so a
+            # search right after an acknowledged write waits for it (it asks
+            # the recorder to sync up to the head); the consumers' news (a
+            # pipe write, a child woken on a busy core) comes after.
             for request, judged in zip(group, results, strict=True):
                 if judged.conflict is not None:
                     fail(request.future, judged.conflict)
                 else:
                     resolve(request.future, judged.results)
+            self._observe(count, time.perf_counter() - started)
         finally:
             with self._wakeup:
                 self._queued_events -= count

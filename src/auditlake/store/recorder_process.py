@@ -96,10 +96,12 @@ class RecorderProcess:
             self._wakeup_sent = True
         self._child.send(("head", head))
 
-    def sync(self) -> Future[None]:
-        """Resolves once everything the journal held at this call is indexed."""
+    def sync(self, head: int = 0) -> Future[None]:
+        """Resolves once everything up to `head` (the journal's, which the
+        caller read), or up to the last head notified, is indexed."""
         future: Future[None] = Future()
         with self._lock:
+            self._head = max(self._head, head)
             if self._position >= self._head or not self.healthy():
                 future.set_result(None)
             else:
