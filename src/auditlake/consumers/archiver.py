@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 
 from auditlake.consumers.sink import Batch
@@ -56,24 +56,25 @@ class Archiver:
         """`archive` the batch (the `Sink` side), one partition at a time: its
         records are grouped by tenant and hour before any is decoded, so the
         batch never holds every decoded event at once."""
-        self.migrate_if_due()
-        by_hour: dict[tuple[str, int], list[int]] = defaultdict(list)
-        for index, record in enumerate(batch.records):
-            by_hour[record.tenant, record.occurred_us // HOUR_US].append(index)
-        for key in sorted(by_hour):
-            self._merge([batch.event(index) for index in by_hour.pop(key)])
+        self._archive(((r.tenant, r.occurred_us) for r in batch.records), batch.event)
 
     def archive(self, events: list[Event]) -> None:
         """Merge `events` into their partitions; durable on return. The first
         call moves a legacy lake first (an error there fails the call, and
         the batch is tried again); later calls move again every
         `migrate_seconds` (an error there is logged)."""
+        keys = ((e.tenant, to_micros(e.occurred_at)) for e in events)
+        self._archive(keys, events.__getitem__)
+
+    def _archive(self, keys: Iterable[tuple[str, int]], event: Callable[[int], Event]) -> None:
+        """Merge the events whose (tenant, occurred_us) are `keys`, in order,
+        one partition (tenant and hour) at a time; `event(i)` gives the i-th."""
         self.migrate_if_due()
-        by_hour: dict[tuple[str, int], list[Event]] = defaultdict(list)
-        for event in events:  # a cheap key per event; the path once per partition
-            by_hour[event.tenant, to_micros(event.occurred_at) // HOUR_US].append(event)
+        by_hour: dict[tuple[str, int], list[int]] = defaultdict(list)
+        for index, (tenant, occurred_us) in enumerate(keys):
+            by_hour[tenant, occurred_us // HOUR_US].append(index)
         for key in sorted(by_hour):
-            self._merge(by_hour[key])
+            self._merge([event(index) for index in by_hour.pop(key)])
 
     def _merge(self, partition: list[Event]) -> None:
         """Merge one partition's events (one tenant, one hour) into its file."""
