@@ -111,26 +111,27 @@ def build_keys(settings: Settings) -> KeyStore:
     return SqliteKeyStore(settings.keys_path)
 
 
-def build_recorder(settings: Settings, on_batch: BatchObserver) -> ConsumerRunner:
+def build_recorder(settings: Settings, on_batch: BatchObserver) -> ConsumerGroup:
     """The recorder: the journal made searchable in the store, as fast as
     it comes (every waiting record is due; the position is the store's)."""
     sink = SqliteIndexSink(open_index_store(settings.store_path))
     reader = SqliteJournalReader(settings.journal_path)
-    reindex = partial(
-        sink.reindex_text, reader.subscribe(RECORDER_REINDEX), settings.index_batch_events
-    )
-    return ConsumerRunner(
+    rereader = reader.subscribe(RECORDER_REINDEX)
+    state = ConsumerState(settings.consumers_path)
+    recorder = ConsumerRunner(
         RECORDER,
         sink,
         reader,
-        ConsumerState(settings.consumers_path).dead_letters,
+        state.dead_letters,
         batch_events=1,
         batch_seconds=0.0,
         catch_up_events=settings.index_batch_events,
         max_backoff=1.0,  # search waits on it: retry every second, as it always did
         on_batch=on_batch,
-        on_idle=reindex,
+        on_idle=partial(sink.reindex_text, rereader, settings.index_batch_events),
     )
+    closers = [sink.close, rereader.close, reader.close, state.close]
+    return ConsumerGroup([recorder], state.dead_letters, closers)
 
 
 def consumer_names(settings: Settings) -> list[str]:
@@ -147,16 +148,17 @@ def build_consumer_letters(settings: Settings) -> tuple[DeadLetters, Callable[[]
 def build_consumers(settings: Settings) -> ConsumerGroup:
     """The archiver, following the journal into the lake."""
     state = ConsumerState(settings.consumers_path)
+    reader = SqliteJournalReader(settings.journal_path)
     archiver = ConsumerRunner(
         ARCHIVER,
         Archiver(lake_objects(settings)),
-        SqliteJournalReader(settings.journal_path),
+        reader,
         state.dead_letters,
         resume_from=state.legacy_cursor(ARCHIVER),
         batch_events=settings.lake.batch_events,
         batch_seconds=settings.lake.batch_seconds,
     )
-    return ConsumerGroup([archiver], state.dead_letters, state.close)
+    return ConsumerGroup([archiver], state.dead_letters, [reader.close, state.close])
 
 
 def build_store(settings: Settings) -> EventStore:

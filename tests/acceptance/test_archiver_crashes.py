@@ -176,7 +176,8 @@ def test_a_sigterm_to_the_whole_process_group_still_archives_what_was_left(
     tmp_path: Path,
 ) -> None:
     """systemd's default stop signals every process of the service: the
-    children leave it to the server, which drains and lets them finish."""
+    children leave it to the server, which drains and lets them finish and
+    close their databases."""
     config = tmp_path / "auditlake.toml"
     config.write_text("[lake]\nbatch_events = 10000\nbatch_seconds = 3600\n")  # only the stop
     data_dir = tmp_path / "data"
@@ -193,3 +194,6 @@ def test_a_sigterm_to_the_whole_process_group_still_archives_what_was_left(
         server.kill()
     assert set(lake_rows(data_dir / "lake")) == {("acme", f"g{n}") for n in range(5)}
     assert "restarting" not in server.log()
+    # Every process closed its connections: the WAL files were folded into
+    # the databases, so the .db files alone are a whole copy after a stop.
+    assert sorted(p.name for p in data_dir.glob("*-wal")) == []

@@ -423,14 +423,18 @@ def test_a_stale_recorder_batch_never_indexes_twice(tmp_path: Path) -> None:
     pair.append(stored("acme", *({"id": f"s{n}", "action": "x"} for n in range(10, 15))))
     pair.close()
     store = connect(tmp_path / "store.db")
-    sink = SqliteIndexSink(store)
     # A recorder that read from the start while another indexed: what the
     # store holds is skipped, the rest indexed once, the position moved.
     store.execute("DELETE FROM event_index WHERE seq > 10")
     store.execute("UPDATE consumer_offsets SET seq = 10")
+    sink = SqliteIndexSink(store)
     records = SqliteJournalReader(tmp_path / "journal.db").subscribe("stale").fetch(100)
     sink.write(Batch(records[:7]))
     assert sink.position() == 10  # nothing new in it
+    # Another recorder on the same store indexes 11 - 12 meanwhile: this one
+    # learns it in its transaction and indexes only what is left.
+    SqliteIndexSink(connect(tmp_path / "store.db")).write(Batch(records[:12]))
+    assert sink.position() == 10  # as this one last knew it
     sink.write(Batch(records))
     assert sink.position() == 15
     assert store.execute("SELECT count(*), max(seq) FROM event_index").fetchone() == (15, 15)

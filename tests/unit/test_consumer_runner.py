@@ -192,24 +192,27 @@ def test_failing_background_work_waits_before_it_is_tried_again() -> None:
     assert 2 <= len(calls) <= 10  # about one try per poll, not a busy loop
 
 
-def test_a_wake_that_finds_nothing_new_is_answered_with_the_position() -> None:
-    journal = journal_with({"id": "a"})
-    told: list[tuple[int, int]] = []
-    answered = threading.Event()
+def test_the_thread_looks_again_at_once_only_after_a_batch_a_limit_cut() -> None:
+    journal = journal_with(*({"id": f"c{n}"} for n in range(5)))
+    sink = PositionedListSink()
+    written = threading.Semaphore(0)
 
-    def on_batch(events: int, _seconds: float, at: int) -> None:
-        told.append((events, at))
-        answered.set()
+    def on_batch(_events: int, _seconds: float, _at: int) -> None:
+        written.release()
 
     consumer = runner(
-        journal, PositionedListSink(), batch_events=1, batch_seconds=0, poll_seconds=30,
+        journal, sink, batch_events=1, batch_seconds=0, catch_up_events=2, poll_seconds=30,
         on_batch=on_batch,
     )  # fmt: skip
     consumer.start()
     try:
-        assert answered.wait(5) and told == [(1, 1)]  # the first batch
-        answered.clear()
-        consumer.wake()  # nothing new: the waker still learns where it is
-        assert answered.wait(5) and told[-1] == (0, 1)
+        for _ in range(3):  # two batches cut at 2 events, then the rest: no waiting between
+            assert written.acquire(timeout=5)
+        assert sink.batches == [["c0", "c1"], ["c2", "c3"], ["c4"]]
+        append(journal, {"id": "c5"})
+        # The last batch took all there was: no look until news (or the poll).
+        assert not written.acquire(timeout=0.3)
+        consumer.wake()
+        assert written.acquire(timeout=5) and sink.batches[-1] == ["c5"]
     finally:
         consumer.close(timeout=5)

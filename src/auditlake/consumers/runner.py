@@ -16,9 +16,10 @@ stays bounded by configuration, not by the backlog. At most one batch is in
 flight: the journal is the buffer, so backpressure is simply the lag.
 
 A runner's thread waits `poll_seconds` between looks at the journal unless
-`wake()` (a writer's "committed" news) cuts the wait short; when a look
-finds nothing to do, `on_idle` may do background work (it returns whether
-more is pending).
+`wake()` (a writer's "committed" news) cuts the wait short, and looks again
+at once only after a batch that a limit cut short; when a look finds nothing
+to do, `on_idle` may do background work (it returns whether more is
+pending).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -48,7 +49,7 @@ CATCH_UP_EVENTS = 50_000
 # (bench/backlog_memory.py, docs/benchmarks.md).
 BATCH_BYTES = 40 * 1024 * 1024
 # Told after each batch: (journal records it covered, seconds taken, the new
-# position); and with 0 records after a wake-up that found nothing new.
+# position).
 BatchObserver = Callable[[int, float, int], None]
 
 
@@ -98,6 +99,7 @@ class ConsumerRunner:
         self._news = threading.Event()
         self._thread: threading.Thread | None = None
         self._sampled_at, self._sampled_head, self._busy = 0.0, 0, False
+        self._cut = False  # whether the last batch stopped at a limit (more may wait)
 
     def step(self, *, flush: bool = False) -> int:
         """Write one batch if one is due (or any waiting events, with `flush`);
@@ -116,6 +118,9 @@ class ConsumerRunner:
         records = subscription.fetch(self._flush_limit, max_bytes=self._batch_bytes)
         if not records:
             return 0
+        self._cut = len(records) >= self._flush_limit or (
+            sum(len(r.body) for r in records) >= self._batch_bytes
+        )
         self._write_or_split(self._filtered(Batch(records)))
         if self._positioned is None:
             subscription.commit(records[-1].position)
@@ -236,15 +241,10 @@ class ConsumerRunner:
         idle_pending = True
         while True:
             stopping = self._stopping.is_set()
-            woken = self._news.is_set()
             self._news.clear()
             try:
                 written = self.step(flush=stopping)
                 failures = 0
-                if woken and not written and self._on_batch is not None:
-                    # Answer the news even with nothing new: whoever sent it
-                    # learns where this consumer is, and may send more.
-                    self._on_batch(0, 0.0, self.committed())
             except Exception:  # the position stayed: the same batch is tried again
                 failures += 1
                 log.exception("%s: writing a batch failed (%d in a row)", self.name, failures)
@@ -258,7 +258,9 @@ class ConsumerRunner:
                 if idle_pending:
                     continue
             wait = min(self._max_backoff, 2.0 ** (failures - 1)) if failures else self._poll
-            if not written or failures:
+            # After a batch that took all there was, the next look waits for
+            # news too: an empty look costs about as much as a small batch.
+            if failures or not (written and (self._cut or stopping)):
                 self._news.wait(wait)
 
     def _idle(self) -> bool:
@@ -323,17 +325,17 @@ class ConsumerRunner:
 
 class ConsumerGroup:
     """The consumers of a service, their dead letters, and what closes the
-    state they share."""
+    state and connections they share (`closers`, in order)."""
 
     def __init__(
         self,
         runners: list[ConsumerRunner],
         dead_letters: DeadLetters,
-        close_state: Callable[[], None] = lambda: None,
+        closers: Sequence[Callable[[], None]] = (),
     ) -> None:
         self.runners = runners
         self.dead_letters = dead_letters
-        self._close_state = close_state
+        self._closers = closers
 
     def runner(self, name: str) -> ConsumerRunner:
         """The consumer named `name`; ConfigError naming the known ones."""
@@ -353,4 +355,5 @@ class ConsumerGroup:
         every subscription, then close the shared state."""
         for runner in self.runners:
             runner.close()
-        self._close_state()
+        for close in self._closers:
+            close()

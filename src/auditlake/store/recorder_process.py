@@ -26,7 +26,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from auditlake.child_process import ChildSupervisor
-from auditlake.consumers.runner import BatchObserver, ConsumerRunner
+from auditlake.consumers.runner import BatchObserver, ConsumerGroup
 from auditlake.journal.base import resolve
 from auditlake.process_tuning import freeze_startup_objects
 
@@ -34,8 +34,8 @@ RECORDER_NICENESS = 5
 # How long close() lets the child catch up (the backlog is at most
 # max_index_lag_seconds of indexing) before it kills it.
 CLOSE_SECONDS = 20.0
-# Builds the child's runner; told after each of its batches.
-RecorderBuilder = Callable[[BatchObserver], ConsumerRunner]
+# Builds the child's group of one runner, the recorder; told after each batch.
+RecorderBuilder = Callable[[BatchObserver], ConsumerGroup]
 # Steps at least this large measure the indexing rate; smaller ones mostly
 # measure the per-step overhead.
 RATE_MIN_EVENTS = 1000
@@ -91,7 +91,10 @@ class RecorderProcess:
         """
         with self._lock:
             self._head = max(self._head, head)
-            if self._wakeup_sent:
+            # Indexed already (the child read the commit before this news
+            # came), or a wake-up is on its way: the child's next report
+            # says where it is, and wakes it again if it is behind.
+            if self._wakeup_sent or head <= self._position:
                 return
             self._wakeup_sent = True
         self._child.send(("head", head))
@@ -163,7 +166,8 @@ def run_child(pipe: Connection, build: RecorderBuilder) -> None:
     def report(events: int, seconds: float, at: int) -> None:  # in the runner's thread
         _tell(pipe, at, events, seconds, runner.head())
 
-    runner = build(report)
+    group = build(report)
+    (runner,) = group.runners
     freeze_startup_objects()
     if not _tell(pipe, runner.committed(), 0, 0.0, runner.head()):
         return
@@ -174,7 +178,7 @@ def run_child(pipe: Connection, build: RecorderBuilder) -> None:
         except (EOFError, OSError):  # the parent is gone; what was indexed is committed
             return
         if message[0] == "close":
-            runner.close(CLOSE_SECONDS)
+            group.close()  # its connections too: the last one out folds the WAL in
             return
         runner.wake()
 

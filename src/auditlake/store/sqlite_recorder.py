@@ -94,27 +94,32 @@ class SqliteIndexSink:
 
     def __init__(self, store: DbConnection) -> None:
         self._store = store
+        # As this sink last wrote or read it: only another recorder moves it,
+        # which `_commit` notices in its transaction.
+        self._position = position(store)
 
     def position(self) -> int:
         """The last journal position the store has indexed (0 for none)."""
-        return position(self._store)
+        return self._position
 
     def write(self, batch: Batch) -> None:
         """Index the batch's records after the stored position and move it
         to `batch.end`."""
-        while (after := self.position()) < batch.end:
+        while (after := self._position) < batch.end:
             start = bisect.bisect_right(batch.records, after, key=_position)
             if self._commit(_rows(batch.decoded(start)), after, batch.end):
                 return
 
     def _commit(self, rows: _Rows, after: int, end: int) -> bool:
         """Write `rows` and move the position from `after` to `end`; False
-        (nothing written) if another recorder moved it meanwhile."""
+        (nothing written, the position read again) if another recorder
+        moved it meanwhile."""
         store = self._store
         store.execute("BEGIN IMMEDIATE")
         try:
-            if position(store) != after:
+            if (stored := position(store)) != after:
                 store.execute("ROLLBACK")
+                self._position = stored
                 return False
             store.executemany(query("store", "insert_index"), rows.events)
             store.executemany(query("store", "insert_target"), rows.targets)
@@ -126,7 +131,12 @@ class SqliteIndexSink:
         except BaseException:
             store.execute("ROLLBACK")
             raise
+        self._position = end
         return True
+
+    def close(self) -> None:
+        """Close the store connection (its position stays stored)."""
+        self._store.close()
 
     def reindex_text(self, journal: Subscription, limit: int) -> bool:
         """Write the text index words of up to `limit` events again, when a
