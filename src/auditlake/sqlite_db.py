@@ -16,6 +16,9 @@ POSIX locks on the same file.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +37,7 @@ BACKEND = "sqlite"  # its folder under sql/
 
 DbConnection = apsw.Connection
 BUSY_TIMEOUT_MS = 30_000
+log = logging.getLogger(__name__)
 
 
 def connect(path: Path, *, synchronous: str = "FULL", wal: bool = True) -> DbConnection:
@@ -67,10 +71,9 @@ def migrate(conn: DbConnection, schema: Schema) -> list[int]:
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
-    conn.execute("BEGIN IMMEDIATE")  # one process migrates at a time
-    try:
+    applied = []
+    with write_transaction(conn):  # one process migrates at a time
         done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-        applied = []
         for version, name, script in migrations(schema):
             if version in done:
                 continue
@@ -80,11 +83,32 @@ def migrate(conn: DbConnection, schema: Schema) -> list[int]:
                 (version, name, datetime.now(UTC).isoformat()),
             )
             applied.append(version)
+    return applied
+
+
+@contextlib.contextmanager
+def write_transaction(conn: DbConnection) -> Iterator[None]:
+    """`BEGIN IMMEDIATE` (the write lock, waited for up to the busy
+    timeout), `COMMIT` at the end of the block, rolled back on any
+    exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        roll_back(conn)
         raise
-    return applied
+
+
+def roll_back(conn: DbConnection) -> None:
+    """Roll back what is still open. SQLite ends the transaction itself on
+    some errors (SQLITE_FULL, SQLITE_IOERR); a ROLLBACK then would fail with
+    "no transaction is active" and hide the real cause."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except apsw.Error as exc:
+            log.warning("rollback failed: %s", exc)
 
 
 def fetch_all(conn: DbConnection, sql: str, params: apsw.Bindings = ()) -> list[tuple[Any, ...]]:

@@ -165,7 +165,7 @@ def test_tokens_are_checked(client: TestClient, issuer: LocalIssuer) -> None:
 
 
 def test_an_issuer_written_with_a_trailing_slash_is_the_same_issuer(issuer: LocalIssuer) -> None:
-    from auditlake.config import OidcAuth
+    from auditlake.source_settings import OidcAuth
     from auditlake.web.oidc import OidcVerifier
 
     verifier = OidcVerifier(OidcAuth(issuer=issuer.url + "/", audience="customer"))

@@ -16,7 +16,7 @@ import msgspec
 import pytest
 from tests.fake_cloudflare import v1_item, v2_item
 
-from auditlake.config import CloudflareSource
+from auditlake.source_settings import CloudflareSource
 from auditlake.core.normalize import Limits
 from auditlake.core.query import parse_query
 from auditlake.ingest import Ingest

@@ -13,7 +13,7 @@ import msgspec
 import pytest
 from tests.fake_cloudflare import FakeCloudflare, v1_item, v2_item
 
-from auditlake.config import CloudflareSource
+from auditlake.source_settings import CloudflareSource
 from auditlake.pollers.base import Fetcher, InvalidItem, VendorError, Window
 from auditlake.pollers.cloudflare import CloudflareV1, CloudflareV2, make_fetcher
 from auditlake.pollers.http import JsonGetter

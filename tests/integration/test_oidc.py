@@ -29,7 +29,8 @@ from starlette.testclient import TestClient
 from tests.issuer import LocalIssuer
 
 from auditlake.app import build_services
-from auditlake.config import OidcAuth, load_settings
+from auditlake.config import load_settings
+from auditlake.source_settings import OidcAuth
 from auditlake.errors import ConfigError, Forbidden, Unauthenticated, Unavailable
 from auditlake.web import oidc
 from auditlake.web.app import create_app

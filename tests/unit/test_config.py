@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from auditlake.config import CloudEventsSource, load_settings
+from auditlake.config import load_settings
+from auditlake.source_settings import CloudEventsSource
 from auditlake.errors import ConfigError
 
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
-from auditlake.config import WebhookAuth
+from auditlake.source_settings import WebhookAuth
 from auditlake.errors import ConfigError, Forbidden, Unauthenticated
 from auditlake.web.webhooks import StandardWebhookVerifier
 

@@ -28,7 +28,7 @@ from auditlake.core.event import StoredEvent, fingerprint
 from auditlake.errors import AuditlakeError, Overloaded, Unavailable
 from auditlake.journal.base import AppendResult, CommitObserver, fail, resolve
 from auditlake.journal.dedupe import Judged, Key, body_fingerprint, judge
-from auditlake.sqlite_db import DbConnection, open_database, query, scalar
+from auditlake.sqlite_db import DbConnection, open_database, query, scalar, write_transaction
 
 log = logging.getLogger(__name__)
 _IN_CHUNK = 500
@@ -204,13 +204,8 @@ class SqliteJournal:
         conn = self._conn
         assert conn is not None
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with write_transaction(conn):
                 conn.execute(_PROBE)
-                conn.execute("COMMIT")
-            except BaseException:
-                _roll_back(conn)
-                raise
         except apsw.Error as exc:
             self._failure = str(exc) or type(exc).__name__
         else:
@@ -228,30 +223,14 @@ class SqliteJournal:
     def _write(self, group: list[_Request]) -> list[Judged]:
         conn = self._conn
         assert conn is not None
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn):
             # Read under the write lock: another process (`auditlake poll
             # --once` beside a server) may have appended since our last commit.
             last = int(scalar(conn, query("journal", "last_seq")))
             results, rows = _new_rows(conn, group, last + 1)
             conn.executemany(query("journal", "insert_event"), rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            _roll_back(conn)
-            raise
         self._committed = last + len(rows)
         return results
-
-
-def _roll_back(conn: DbConnection) -> None:
-    """Roll back what is still open. SQLite ends the transaction itself on
-    some errors (SQLITE_FULL, SQLITE_IOERR); a ROLLBACK then would fail with
-    "no transaction is active" and hide the real cause."""
-    if conn.in_transaction:
-        try:
-            conn.execute("ROLLBACK")
-        except apsw.Error as exc:
-            log.warning("rollback failed: %s", exc)
 
 
 def journal_row(seq: int, stored: StoredEvent) -> tuple[object, ...]:

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import httpx
 
-from auditlake.config import CloudflareSource
+from auditlake.source_settings import CloudflareSource
 from auditlake.core.strict_json import DuplicateKey
 from auditlake.pollers.base import Fetcher, InvalidItem, Mapped, VendorError, Window
 from auditlake.pollers.cloudflare_mapping import map_v1, map_v2, object_or_empty

@@ -23,7 +23,14 @@ from auditlake.consumers.sink import Batch
 from auditlake.core.event import Event, search_text
 from auditlake.core.words import index_text
 from auditlake.journal.base import Record, Subscription
-from auditlake.sqlite_db import DbConnection, fetch_all, open_database, query, scalar
+from auditlake.sqlite_db import (
+    DbConnection,
+    fetch_all,
+    open_database,
+    query,
+    scalar,
+    write_transaction,
+)
 from auditlake.vendors import PROJECTIONS
 from auditlake.vendors.projection import Projection
 
@@ -115,22 +122,16 @@ class SqliteIndexSink:
         (nothing written, the position read again) if another recorder
         moved it meanwhile."""
         store = self._store
-        store.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(store):
             if (stored := position(store)) != after:
-                store.execute("ROLLBACK")
                 self._position = stored
-                return False
+                return False  # the transaction wrote nothing
             store.executemany(query("store", "insert_index"), rows.events)
             store.executemany(query("store", "insert_target"), rows.targets)
             store.executemany(query("store", "insert_text"), rows.texts)
             for projection, projected in rows.projected.items():
                 store.executemany(projection.insert_sql(), projected)
             store.execute(query("store", "set_offset"), (CONSUMER, end))
-            store.execute("COMMIT")
-        except BaseException:
-            store.execute("ROLLBACK")
-            raise
         self._position = end
         return True
 
@@ -161,20 +162,14 @@ class SqliteIndexSink:
             if r.position <= last_seq
         ]
         finished = not records or records[-1].position >= last_seq
-        store.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(store):
             if fetch_all(store, query("store", "text_reindex")) != pending:
-                store.execute("ROLLBACK")  # another recorder did this batch
-                return True
+                return True  # another recorder did this batch; nothing written
             store.executemany(query("store", "insert_text"), texts)
             if finished:
                 store.execute(query("store", "text_reindex_done"))
             else:
                 store.execute(query("store", "text_reindex_moved"), (int(texts[-1][0]) + 1,))
-            store.execute("COMMIT")
-        except BaseException:
-            store.execute("ROLLBACK")
-            raise
         if finished:
             log.info("the text index has the folded words of every event again")
         return not finished

@@ -24,7 +24,7 @@ import msgspec
 
 from auditlake.config import RetentionSettings
 from auditlake.core.event import Event
-from auditlake.sqlite_db import DbConnection, connect, fetch_all, query, scalar
+from auditlake.sqlite_db import DbConnection, connect, fetch_all, query, scalar, write_transaction
 from auditlake.store.sqlite_recorder import position
 from auditlake.vendors import PROJECTIONS
 
@@ -78,17 +78,12 @@ class SqliteRetention:
 def _remove(conn: DbConnection, tenant: str, cutoff_us: int, bound: int, now_us: int) -> int:
     removed = 0
     while True:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn):
             rows = fetch_all(
                 conn, query("store", "expired"), (tenant, cutoff_us, bound, now_us, CHUNK)
             )
             for seq, body in rows:
                 _delete(conn, int(seq), _decode(bytes(body)))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         removed += len(rows)
         if len(rows) < CHUNK:
             return removed

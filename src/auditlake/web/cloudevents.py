@@ -15,7 +15,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from auditlake.config import CloudEventsSource
+from auditlake.source_settings import CloudEventsSource
 from auditlake.core.cloudevents import CloudEvent, map_cloudevent, type_kept
 from auditlake.core.event import EventInput
 from auditlake.core.normalize import Origin, Provenance

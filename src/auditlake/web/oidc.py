@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import jwt
 
-from auditlake.config import OidcAuth
+from auditlake.source_settings import OidcAuth
 from auditlake.core.patterns import matches_any
 from auditlake.errors import ConfigError, Forbidden, Unauthenticated, Unavailable
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from auditlake.config import CloudEventsSource
+from auditlake.source_settings import CloudEventsSource
 from auditlake.core.event import BatchInput, Event, EventInput
 from auditlake.core.normalize import Limits
 from auditlake.core.query import FILTER_NAMES

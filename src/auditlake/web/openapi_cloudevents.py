@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from auditlake.config import CloudEventsSource
+from auditlake.source_settings import CloudEventsSource
 from auditlake.web.cloudevents import ReceiveResult
 from auditlake.web.cloudevents_http import BATCH, STRUCTURED
 from auditlake.web.openapi_common import STATUS, errors, ref

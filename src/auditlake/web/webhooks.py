@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
-from auditlake.config import WebhookAuth
+from auditlake.source_settings import WebhookAuth
 from auditlake.errors import ConfigError, Forbidden, Unauthenticated
 
 HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
