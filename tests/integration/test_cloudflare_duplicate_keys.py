@@ -16,7 +16,6 @@ import msgspec
 import pytest
 from tests.fake_cloudflare import v1_item, v2_item
 
-from auditlake.source_settings import CloudflareSource
 from auditlake.core.normalize import Limits
 from auditlake.core.query import parse_query
 from auditlake.ingest import Ingest
@@ -26,6 +25,7 @@ from auditlake.pollers.cloudflare import make_fetcher
 from auditlake.pollers.http import VendorUnavailable
 from auditlake.pollers.poller import Poller, Schedule
 from auditlake.pollers.state import PollerState
+from auditlake.source_settings import CloudflareSource
 
 ACCOUNT = "acc-1"
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

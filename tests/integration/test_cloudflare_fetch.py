@@ -13,10 +13,10 @@ import msgspec
 import pytest
 from tests.fake_cloudflare import FakeCloudflare, v1_item, v2_item
 
-from auditlake.source_settings import CloudflareSource
 from auditlake.pollers.base import Fetcher, InvalidItem, VendorError, Window
 from auditlake.pollers.cloudflare import CloudflareV1, CloudflareV2, make_fetcher
 from auditlake.pollers.http import JsonGetter
+from auditlake.source_settings import CloudflareSource
 
 TOKEN = "cf-test-token-0123456789"
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -30,8 +30,8 @@ from tests.issuer import LocalIssuer
 
 from auditlake.app import build_services
 from auditlake.config import load_settings
-from auditlake.source_settings import OidcAuth
 from auditlake.errors import ConfigError, Forbidden, Unauthenticated, Unavailable
+from auditlake.source_settings import OidcAuth
 from auditlake.web import oidc
 from auditlake.web.app import create_app
 from auditlake.web.oidc import OidcVerifier

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from auditlake.config import load_settings
-from auditlake.source_settings import CloudEventsSource
 from auditlake.errors import ConfigError
+from auditlake.source_settings import CloudEventsSource
 
 
 def test_layers_apply_in_order(tmp_path: Path) -> None:

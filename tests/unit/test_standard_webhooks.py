@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
-from auditlake.source_settings import WebhookAuth
 from auditlake.errors import ConfigError, Forbidden, Unauthenticated
+from auditlake.source_settings import WebhookAuth
 from auditlake.web.webhooks import StandardWebhookVerifier
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()

@@ -12,11 +12,11 @@ from urllib.parse import quote
 
 import httpx
 
-from auditlake.source_settings import CloudflareSource
 from auditlake.core.strict_json import DuplicateKey
 from auditlake.pollers.base import Fetcher, InvalidItem, Mapped, VendorError, Window
 from auditlake.pollers.cloudflare_mapping import map_v1, map_v2, object_or_empty
 from auditlake.pollers.http import JsonGetter, VendorUnavailable, vendor_messages
+from auditlake.source_settings import CloudflareSource
 
 _ITEM_PATH = re.compile(r"result\[(\d+)\](?:[.\[]|$)")
 

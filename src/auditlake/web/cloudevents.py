@@ -15,7 +15,6 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from auditlake.source_settings import CloudEventsSource
 from auditlake.core.cloudevents import CloudEvent, map_cloudevent, type_kept
 from auditlake.core.event import EventInput
 from auditlake.core.normalize import Origin, Provenance
@@ -23,6 +22,7 @@ from auditlake.errors import AuditlakeError, Conflict, Forbidden, InvalidInput
 from auditlake.journal.base import AppendResult
 from auditlake.journal.dedupe import in_request_message
 from auditlake.runtime import Services
+from auditlake.source_settings import CloudEventsSource
 from auditlake.vendors import PRESETS
 from auditlake.web.auth import Authenticator
 from auditlake.web.body import read_body, read_body_as_sent

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import jwt
 
-from auditlake.source_settings import OidcAuth
 from auditlake.core.patterns import matches_any
 from auditlake.errors import ConfigError, Forbidden, Unauthenticated, Unavailable
+from auditlake.source_settings import OidcAuth
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import msgspec
 
-from auditlake.source_settings import CloudEventsSource
 from auditlake.core.event import BatchInput, Event, EventInput
 from auditlake.core.normalize import Limits
 from auditlake.core.query import FILTER_NAMES
 from auditlake.journal.base import AppendResult, BatchResult
+from auditlake.source_settings import CloudEventsSource
 from auditlake.web.openapi_cloudevents import add_receivers
 from auditlake.web.openapi_common import errors, json_body, ref
 from auditlake.web.openapi_constraints import constrain

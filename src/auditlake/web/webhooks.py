@@ -11,8 +11,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
-from auditlake.source_settings import WebhookAuth
 from auditlake.errors import ConfigError, Forbidden, Unauthenticated
+from auditlake.source_settings import WebhookAuth
 
 HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
