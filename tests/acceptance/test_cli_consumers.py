@@ -30,3 +30,12 @@ def test_the_recorders_dead_letters_are_listed_not_replayed(tmp_path: Path) -> N
     assert_one_error_line(replayed, "recorder", "journal order")
     unknown = run_cli("consumers", "dead-letters", "nope", *data, cwd=tmp_path)
     assert_one_error_line(unknown, "nope", "recorder")
+
+
+@pytest.mark.timeout(60)
+def test_with_the_lake_off_the_error_says_why_there_is_no_archiver(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    lake_off = {"AUDITLAKE_LAKE__ENABLED": "false"}
+    for command in ("dead-letters", "replay"):
+        done = run_cli("consumers", command, "archiver", *data, cwd=tmp_path, env=lake_off)
+        assert_one_error_line(done, "archiver", "[lake] enabled = false")

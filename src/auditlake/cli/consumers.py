@@ -26,6 +26,7 @@ app = typer.Typer(
     epilog=examples("auditlake consumers dead-letters archiver"),
     no_args_is_help=True,
 )
+_LAKE_OFF = " (the archiver runs only with the lake on; here [lake] enabled = false)"
 NameArgument = Annotated[
     str, typer.Argument(help="The consumer: recorder or archiver.", metavar="CONSUMER")
 ]
@@ -46,7 +47,8 @@ def dead_letters(
     settings = settings_from(config, data_dir=data_dir)
     known = consumer_names(settings)
     if name not in known:
-        raise ConfigError(f"no consumer named {name!r}; known: {', '.join(known)}")
+        off = _LAKE_OFF if name == "archiver" else ""
+        raise ConfigError(f"no consumer named {name!r}{off}; known: {', '.join(known)}")
     letters, close = build_consumer_letters(settings)
     try:
         found = letters.letters(name)
@@ -79,5 +81,5 @@ def _group(config: ConfigOption, data_dir: str | None) -> ConsumerGroup:
 
     settings = settings_from(config, data_dir=data_dir)
     if not settings.lake.enabled:
-        raise ConfigError("no journal consumer is configured ([lake] enabled = false)")
+        raise ConfigError(f"no consumer can be replayed{_LAKE_OFF}")
     return build_consumers(settings)
