@@ -54,6 +54,11 @@ def test_publish_query_and_export(tmp_path: Path, server: Server, data_dir: Path
 
     bad = run(["publish", "-"], key, server.url, tmp_path, '{"action": "a"}\nnot json\n')
     assert bad.returncode != 0 and bad.stderr.strip().startswith("error: line 2")
+    # What the server refuses is named by its input line and field.
+    refused = run(["publish", "-", "--batch-size", "2"], key, server.url, tmp_path,
+                  '{"action": "a"}\n{"action": "b"}\n\n{"action": "c", "zzz": 1}\n')  # fmt: skip
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "line 4 zzz: " in refused.stderr and "2 events published before" in refused.stderr
 
 
 @pytest.mark.timeout(120)

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import typer
@@ -31,8 +31,11 @@ from auditlake.config import Settings
 from auditlake.core.event import Event
 from auditlake.core.query import parse_time
 from auditlake.core.strict_json import refuse_duplicate_keys
-from auditlake.errors import InvalidInput, MalformedInput
+from auditlake.errors import AuditlakeError, InvalidInput, MalformedInput
 from auditlake.files import FILE_MODE
+
+if TYPE_CHECKING:
+    from auditlake.client import ApiError
 
 EXPORT_FORMATS = ("ndjson", "csv")
 UrlOption = Annotated[
@@ -296,19 +299,36 @@ def publish(
     """
     if not 1 <= batch_size <= 1000:
         raise InvalidInput("--batch-size must be between 1 and 1000")
-    from auditlake.client import Client
+    from auditlake.client import ApiError, Client
 
     stream: IO[bytes] = sys.stdin.buffer if source_file == "-" else _open(source_file)
     total = created = 0
     columns = (TextColumn("publishing"), BarColumn(), TextColumn("{task.completed} events"))
     with stream, Client(url, api_key, retries=3) as client, Progress(*columns) as bar:
         task = bar.add_task("publish", total=None)
-        for batch in _batches(stream, batch_size):
-            result = client.publish_many(batch)
+        for numbers, batch in _batches(stream, batch_size):
+            try:
+                result = client.publish_many(batch)
+            except ApiError as exc:
+                raise AuditlakeError(_refusal(exc, numbers, total)) from None
             total += len(batch)
             created += result.created
             bar.advance(task, len(batch))
     typer.echo(f"published {total} events: {created} new, {total - created} duplicates", err=True)
+
+
+def _refusal(error: ApiError, numbers: list[int], published: int) -> str:
+    """The server's refusal of a batch, naming the input lines at fault
+    (`numbers`: the line of each event of the batch) and how many events
+    were published before it."""
+    problems = []
+    for detail in error.details if isinstance(error.details, list) else []:
+        index = detail.get("index") if isinstance(detail, dict) else None
+        if isinstance(index, int) and 0 <= index < len(numbers):
+            field = f" {detail['field']}" if detail.get("field") else ""
+            problems.append(f"line {numbers[index]}{field}: {detail.get('message', '')}")
+    said = f" ({'; '.join(problems[:3])}{'; ...' if len(problems) > 3 else ''})" if problems else ""
+    return f"{error.message}{said}; {published} events published before"
 
 
 def _open(path: str) -> IO[bytes]:
@@ -318,7 +338,9 @@ def _open(path: str) -> IO[bytes]:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _batches(stream: IO[bytes], size: int) -> Iterator[list[Any]]:
+def _batches(stream: IO[bytes], size: int) -> Iterator[tuple[list[int], list[Any]]]:
+    """Batches of decoded lines, each with the line number of each event."""
+    numbers: list[int] = []
     batch: list[Any] = []
     for number, line in enumerate(stream, start=1):
         if not line.strip():
@@ -331,12 +353,13 @@ def _batches(stream: IO[bytes], size: int) -> Iterator[list[Any]]:
             refuse_duplicate_keys(line, decoded)
         except MalformedInput as exc:
             raise MalformedInput(f"line {number}: {exc.message}", exc.details) from None
+        numbers.append(number)
         batch.append(decoded)
         if len(batch) == size:
-            yield batch
-            batch = []
+            yield numbers, batch
+            numbers, batch = [], []
     if batch:
-        yield batch
+        yield numbers, batch
 
 
 def _take(events: Iterator[Event], limit: int) -> Iterator[Event]:
