@@ -147,6 +147,23 @@ def test_malformed_json_non_utf8_and_deep_nesting_are_400() -> None:
         parse_event(deep, LIMITS)
 
 
+@pytest.mark.parametrize("body", [b"", b"  \r\n"])
+def test_an_empty_body_is_called_empty(body: bytes) -> None:
+    for parse in (parse_event, parse_batch):
+        with pytest.raises(MalformedInput, match="the body is empty"):
+            parse(body, LIMITS)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [(b"{}", "is missing"), (b"[]", "is missing"), (b'{"events": {}}', "must be a list")],
+)
+def test_a_batch_without_its_list_says_what_is_wrong(body: bytes, message: str) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        parse_batch(body, LIMITS)
+    assert problems(exc) == [{"field": "events", "message": message}]
+
+
 def test_batch_reports_every_problem_with_index() -> None:
     body = json.dumps(
         {"events": [{"action": "ok"}, {"action": 1}, {"action": "a", "zzz": 1}, {"action": " "}]}

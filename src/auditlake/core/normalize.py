@@ -370,9 +370,9 @@ def _parse_batch_slowly(body: bytes) -> list[EventInput]:
         raise _malformed(exc, body) from None
     refuse_duplicate_keys(body, raw)  # before the schema: an ambiguous body has none
     if not isinstance(raw, dict) or not isinstance(raw.get("events"), list):
-        raise _invalid(
-            'a batch is an object {"events": [...]}', [Problem("events", "must be a list")]
-        )
+        missing = not isinstance(raw, dict) or "events" not in raw
+        problem = Problem("events", "is missing" if missing else "must be a list")
+        raise _invalid('a batch is an object {"events": [...]}', [problem])
     extra = sorted(set(raw) - {"events"})
     problems = [Problem(name, "unknown field") for name in extra]
     events: list[EventInput] = []
@@ -419,6 +419,8 @@ def _malformed(exc: Exception, body: bytes) -> MalformedInput:
     """400 for bodies that are not JSON at all (as opposed to invalid events)."""
     if isinstance(exc, RecursionError):
         return MalformedInput("the JSON is nested too deeply")
+    if not body.strip():
+        return MalformedInput("the body is empty: send a JSON object")
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as bad:
