@@ -433,7 +433,9 @@ def test_a_stale_recorder_batch_never_indexes_twice(tmp_path: Path) -> None:
     assert sink.position() == 10  # nothing new in it
     # Another recorder on the same store indexes 11 - 12 meanwhile: this one
     # learns it in its transaction and indexes only what is left.
-    SqliteIndexSink(connect(tmp_path / "store.db")).write(Batch(records[:12]))
+    other = SqliteIndexSink(connect(tmp_path / "store.db"))
+    other.write(Batch(records[:12]))
+    other.close()
     assert sink.position() == 10  # as this one last knew it
     sink.write(Batch(records))
     assert sink.position() == 15

@@ -14,7 +14,8 @@ from auditlake.errors import MalformedInput
 def test_lines_are_batched() -> None:
     lines = b'{"action": "a"}\n\n{"action": "b", "actor": {"id": "1"}}\n{"action": "c"}\n'
     batches = list(_batches(io.BytesIO(lines), 2))
-    assert [[e["action"] for e in batch] for batch in batches] == [["a", "b"], ["c"]]
+    assert [[e["action"] for e in batch] for _, batch in batches] == [["a", "b"], ["c"]]
+    assert [numbers for numbers, _ in batches] == [[1, 3], [4]]  # blank lines are counted
 
 
 @pytest.mark.parametrize(

@@ -197,7 +197,9 @@ def test_the_thread_looks_again_at_once_only_after_a_batch_a_limit_cut() -> None
     sink = PositionedListSink()
     written = threading.Semaphore(0)
 
-    def on_batch(_events: int, _seconds: float, _at: int) -> None:
+    def on_batch(_events: int, _seconds: float, at: int) -> None:
+        if at == 5:  # an event comes while the batch that took all there was ends
+            append(journal, {"id": "c5"})
         written.release()
 
     consumer = runner(
@@ -209,10 +211,25 @@ def test_the_thread_looks_again_at_once_only_after_a_batch_a_limit_cut() -> None
         for _ in range(3):  # two batches cut at 2 events, then the rest: no waiting between
             assert written.acquire(timeout=5)
         assert sink.batches == [["c0", "c1"], ["c2", "c3"], ["c4"]]
-        append(journal, {"id": "c5"})
-        # The last batch took all there was: no look until news (or the poll).
+        # No look at once after a batch that took all there was: c5 waits
+        # for news (or the poll).
         assert not written.acquire(timeout=0.3)
         consumer.wake()
         assert written.acquire(timeout=5) and sink.batches[-1] == ["c5"]
     finally:
         consumer.close(timeout=5)
+
+
+def test_a_batch_is_reported_at_the_sinks_position() -> None:
+    class MovedFurther(PositionedListSink):
+        """As if another recorder on the same store indexed two more."""
+
+        def write(self, batch: Batch) -> None:
+            super().write(batch)
+            self.at = batch.end + 2
+
+    told: list[int] = []
+    journal = journal_with(*({"id": f"m{n}"} for n in range(3)))
+    consumer = runner(journal, MovedFurther(), on_batch=lambda _n, _s, at: told.append(at))
+    assert consumer.step(flush=True) == 3
+    assert told == [5]  # not the batch's end, 3: the parent would wake it for nothing

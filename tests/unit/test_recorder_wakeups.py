@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditlake.consumers.runner import ConsumerRunner
+from auditlake.consumers.runner import ConsumerGroup
 from auditlake.store.recorder_process import RecorderProcess
 
 
@@ -21,7 +21,7 @@ class PipeToChild:
 
 
 def recorder_at(position: int) -> tuple[RecorderProcess, PipeToChild]:
-    def build(_on_batch: Any) -> ConsumerRunner:
+    def build(_on_batch: Any) -> ConsumerGroup:
         raise AssertionError("no child in these tests")
 
     recorder = RecorderProcess(build)
@@ -65,3 +65,14 @@ def test_a_report_that_crosses_the_news_leaves_no_commit_unannounced() -> None:
     # must still go out.
     recorder.notify(7)
     assert pipe.sent == [("head", 3), ("head", 7)]
+
+
+def test_a_new_child_is_woken_by_the_next_news_and_its_first_report() -> None:
+    recorder, pipe = recorder_at(0)
+    recorder.notify(5)  # sent to a child that then dies
+    recorder._on_spawn()
+    report(recorder, 2, head=2)  # the new child starts where the store is
+    assert pipe.sent[-1] == ("head", 5)  # behind what was notified: woken at once
+    report(recorder, 5, head=5, events=3)
+    recorder.notify(6)
+    assert pipe.sent[-1] == ("head", 6)

@@ -37,7 +37,7 @@ from auditlake.consumers.sink import Batch, PositionedSink, Sink
 from auditlake.core.event import Event, to_micros
 from auditlake.dead_letters import DeadLetter, DeadLetters
 from auditlake.errors import AuditlakeError, ConfigError
-from auditlake.journal.base import JournalReader, Record, Subscription
+from auditlake.journal.base import JournalReader, Record, Subscription, cut_short
 
 log = logging.getLogger(__name__)
 # The most events one flush takes when more are waiting.
@@ -118,14 +118,15 @@ class ConsumerRunner:
         records = subscription.fetch(self._flush_limit, max_bytes=self._batch_bytes)
         if not records:
             return 0
-        self._cut = len(records) >= self._flush_limit or (
-            sum(len(r.body) for r in records) >= self._batch_bytes
-        )
+        self._cut = cut_short(records, self._flush_limit, self._batch_bytes)
         self._write_or_split(self._filtered(Batch(records)))
         if self._positioned is None:
             subscription.commit(records[-1].position)
         if self._on_batch is not None:
-            self._on_batch(len(records), time.perf_counter() - started, records[-1].position)
+            # The sink's position, not the batch's end: another recorder on
+            # the same store may have moved it further.
+            at = self._position(subscription)
+            self._on_batch(len(records), time.perf_counter() - started, at)
         return len(records)
 
     def _due(self, subscription: Subscription, at: int) -> bool:
@@ -225,23 +226,27 @@ class ConsumerRunner:
         any thread; for a writer's "committed" news)."""
         self._news.set()
 
-    def close(self, timeout: float = 60.0) -> None:
-        """Flush what is waiting, then stop the thread."""
+    def close(self, timeout: float = 60.0) -> bool:
+        """Flush what is waiting, then stop the thread; False if it is still
+        writing after `timeout` seconds (its subscription is then left open)."""
         self._stopping.set()
         self._news.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                return False
         with self._lock:
             if self._subscription is not None:
                 self._subscription.close()
                 self._subscription = None
+        return True
 
     def _run(self) -> None:
         failures = 0
         idle_pending = True
         while True:
+            self._news.clear()  # before reading `stopping`: close() sets both
             stopping = self._stopping.is_set()
-            self._news.clear()
             try:
                 written = self.step(flush=stopping)
                 failures = 0
@@ -350,10 +355,11 @@ class ConsumerGroup:
         for runner in self.runners:
             runner.start()
 
-    def close(self) -> None:
-        """Let every started consumer flush what the journal holds, release
-        every subscription, then close the shared state."""
-        for runner in self.runners:
-            runner.close()
-        for close in self._closers:
-            close()
+    def close(self, timeout: float = 60.0) -> None:
+        """Let every started consumer flush what the journal holds (each for
+        up to `timeout` seconds), release every subscription, then close the
+        shared state, unless a consumer is still writing with it."""
+        stopped = [runner.close(timeout) for runner in self.runners]
+        if all(stopped):
+            for close in self._closers:
+                close()

@@ -221,6 +221,14 @@ def take_bytes(records: Iterable[Record], max_bytes: int | None) -> list[Record]
     return taken
 
 
+def cut_short(records: list[Record], max_events: int, max_bytes: int | None) -> bool:
+    """Whether a `fetch(max_events, max_bytes=max_bytes)` that returned
+    `records` stopped at a limit (so more may wait), by `take_bytes`'s rule."""
+    if len(records) >= max_events:
+        return True
+    return max_bytes is not None and sum(len(r.body) for r in records) >= max_bytes
+
+
 def resolve(future: Future[Any], value: Any) -> None:
     """Set a result unless the waiter already gave up (cancelled the future)."""
     with contextlib.suppress(InvalidStateError):

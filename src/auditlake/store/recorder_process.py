@@ -1,13 +1,15 @@
 """The embedded recorder in a child process, so indexing for search runs on
 another core than ingest instead of sharing the server's interpreter lock.
 
-The child runs the recorder's `ConsumerRunner` (built by the `build`
-callable it is given: the composition root's), whose sink keeps its
-position in the store's own transaction, so killing either process at any
-moment loses nothing: a new child resumes from the stored position.
+The child runs the recorder's `ConsumerRunner`, in the `ConsumerGroup` that
+the `build` callable it is given makes (the composition root's). Its sink
+keeps its position in the store's own transaction, so killing either
+process at any moment loses nothing: a new child resumes from the stored
+position.
 
 Parent and child talk over one pipe. Parent -> child: `("head", seq)` after
-each journal commit (it wakes the runner), `("close",)` at shutdown.
+a journal commit the child has not indexed (it wakes the runner),
+`("close",)` at shutdown.
 Child -> parent: `("at", seq, events, seconds, head)` after each batch and
 once at start, `head` being the journal's last seq as the child last read
 it. The child exits when the parent goes away.
@@ -86,8 +88,10 @@ class RecorderProcess:
     def notify(self, head: int) -> None:
         """The journal holds events up to `head` (called after each group commit).
 
-        At most one wake-up is in the pipe at a time (the child reads the head
-        from the journal itself), so this never blocks the journal's writer.
+        A wake-up is sent only while none is on its way (the child reads the
+        head from the journal itself; a report crossing this news may add a
+        second, which the child's runner merges), so this never blocks the
+        journal's writer.
         """
         with self._lock:
             self._head = max(self._head, head)
@@ -136,20 +140,21 @@ class RecorderProcess:
     def _on_report(self, report: tuple[Any, ...]) -> None:
         """A child's `("at", position, events, seconds, head)`."""
         _kind, at, events, seconds, head = report
-        if events and self._on_step is not None:
-            self._on_step(events, seconds)
-        if events >= RATE_MIN_EVENTS and seconds > 0:
-            rate = events / seconds
-            self._rate = rate if not self._rate else self._rate + RATE_WEIGHT * (rate - self._rate)
         with self._lock:
             self._position = at
             self._head = max(self._head, head)
             # Commits that came while the child was busy may be newer than
             # what it read: wake it once more rather than let it sleep.
-            self._wakeup_sent = self._head > at
-        if self._head > at:
-            self._child.send(("head", self._head))
+            behind = self._head if self._head > at else 0
+            self._wakeup_sent = bool(behind)
+        if behind:
+            self._child.send(("head", behind))
         self._release_waiters(functools.partial(operator.ge, at))
+        if events >= RATE_MIN_EVENTS and seconds > 0:
+            rate = events / seconds
+            self._rate = rate if not self._rate else self._rate + RATE_WEIGHT * (rate - self._rate)
+        if events and self._on_step is not None:
+            self._on_step(events, seconds)
 
     def _release_waiters(self, ready: Callable[[int], bool]) -> None:
         with self._lock:
@@ -178,7 +183,7 @@ def run_child(pipe: Connection, build: RecorderBuilder) -> None:
         except (EOFError, OSError):  # the parent is gone; what was indexed is committed
             return
         if message[0] == "close":
-            group.close()  # its connections too: the last one out folds the WAL in
+            group.close(CLOSE_SECONDS)  # its connections too: the last one out folds the WAL in
             return
         runner.wake()
 

@@ -106,7 +106,8 @@ class SqliteIndexSink:
         self._position = position(store)
 
     def position(self) -> int:
-        """The last journal position the store has indexed (0 for none)."""
+        """The last journal position this sink wrote or read in the store (0
+        for none); only another recorder on the same store moves it further."""
         return self._position
 
     def write(self, batch: Batch) -> None:
