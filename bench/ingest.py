@@ -228,6 +228,19 @@ class Server:
         recorder = sum(ticks.get(pid, 0) for pid in tree) - own - archiver
         return own / tick, recorder / tick, archiver / tick
 
+    async def children_settled(self, quiet: float = 1.0, timeout: float = 20.0) -> None:
+        """Wait until the child processes have used no CPU for `quiet` seconds
+        (or `timeout`): a niced child still starting up after the warm-up
+        would charge its start to phase (a)."""
+        deadline = time.monotonic() + timeout
+        before = self.cpu_seconds()[1:]
+        while time.monotonic() < deadline:
+            await asyncio.sleep(quiet)
+            now = self.cpu_seconds()[1:]
+            if now == before:
+                return
+            before = now
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
@@ -510,6 +523,7 @@ async def measure(plan: Plan, payloads: Payloads, data_dir: Path) -> dict[str, A
         await server.wait_ready()
         key = server.key
         await run_load(server.port, single_requests(payloads.warmup, key), 8, 1, 30)
+        await server.children_settled()
         single = single_requests(payloads.single, key)
         batches = batch_requests(payloads.batched, plan.batch_size, key)
         print(f"(a) {len(single):,} single events over {plan.single_clients} connections...")

@@ -49,6 +49,11 @@ from auditlake.web.app import create_app
 
 log = logging.getLogger("uvicorn.error")  # where uvicorn's own lines go
 ARCHIVER = "archiver"
+# From the start of one recorder batch to the next at least: under a stream
+# of small commits, fewer and larger steps (fewer reports for the server to
+# read) for at most this much searchability (docs/benchmarks.md, "issue 12
+# closed"); a batch that takes longer is followed at once.
+RECORDER_MIN_STEP_SECONDS = 0.01
 RECORDER = "recorder"
 RECORDER_REINDEX = "recorder.reindex"  # reads only: never committed
 
@@ -127,6 +132,7 @@ def build_recorder(settings: Settings, on_batch: BatchObserver) -> ConsumerGroup
         batch_seconds=0.0,
         catch_up_events=settings.index_batch_events,
         max_backoff=1.0,  # search waits on it: retry every second, as it always did
+        min_step_seconds=RECORDER_MIN_STEP_SECONDS,
         on_batch=on_batch,
         on_idle=partial(sink.reindex_text, rereader, settings.index_batch_events),
     )

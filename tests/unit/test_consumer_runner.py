@@ -233,3 +233,25 @@ def test_a_batch_is_reported_at_the_sinks_position() -> None:
     consumer = runner(journal, MovedFurther(), on_batch=lambda _n, _s, at: told.append(at))
     assert consumer.step(flush=True) == 3
     assert told == [5]  # not the batch's end, 3: the parent would wake it for nothing
+
+
+def test_the_next_batch_begins_no_sooner_than_min_step_seconds_after_the_last() -> None:
+    journal = journal_with({"id": "p0"})
+    sink = PositionedListSink()
+    written = threading.Semaphore(0)
+    consumer = runner(
+        journal, sink, batch_events=1, batch_seconds=0, poll_seconds=30, min_step_seconds=0.5,
+        on_batch=lambda _n, _s, _at: written.release(),
+    )  # fmt: skip
+    consumer.start()
+    try:
+        assert written.acquire(timeout=5)
+        started = time.monotonic()
+        for event_id in ("p1", "p2"):  # two commits, each with its news at once
+            append(journal, {"id": event_id})
+            consumer.wake()
+        assert written.acquire(timeout=5)
+        assert time.monotonic() - started >= 0.4
+        assert sink.batches == [["p0"], ["p1", "p2"]]
+    finally:
+        consumer.close(timeout=5)

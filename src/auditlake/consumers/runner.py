@@ -17,9 +17,11 @@ flight: the journal is the buffer, so backpressure is simply the lag.
 
 A runner's thread waits `poll_seconds` between looks at the journal unless
 `wake()` (a writer's "committed" news) cuts the wait short, and looks again
-at once only after a batch that a limit cut short; when a look finds nothing
-to do, `on_idle` may do background work (it returns whether more is
-pending).
+at once only after a batch that a limit cut short, and otherwise no sooner
+than `min_step_seconds` after the last batch began (the recorder: 10 ms, so
+that a stream of small commits makes fewer, larger batches, while a long
+batch is followed at once); when a look finds nothing to do, `on_idle` may
+do background work (it returns whether more is pending).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class ConsumerRunner:
         catch_up_events: int = CATCH_UP_EVENTS,
         batch_bytes: int = BATCH_BYTES,
         poll_seconds: float = 0.5,
+        min_step_seconds: float = 0.0,
         max_backoff: float = 30.0,
         event_filter: EventFilter | None = None,
         on_batch: BatchObserver | None = None,
@@ -86,6 +89,7 @@ class ConsumerRunner:
         self._flush_limit = max(batch_events, catch_up_events)
         self._batch_bytes = batch_bytes
         self._poll = poll_seconds
+        self._min_step = min_step_seconds
         self._max_backoff = max_backoff
         self._filter = event_filter
         self._on_batch = on_batch
@@ -100,6 +104,7 @@ class ConsumerRunner:
         self._thread: threading.Thread | None = None
         self._sampled_at, self._sampled_head, self._busy = 0.0, 0, False
         self._cut = False  # whether the last batch stopped at a limit (more may wait)
+        self._step_began = 0.0  # time.monotonic() when the last batch began
 
     def step(self, *, flush: bool = False) -> int:
         """Write one batch if one is due (or any waiting events, with `flush`);
@@ -113,6 +118,7 @@ class ConsumerRunner:
         if not (flush or self._batch_us == 0 or self._due(subscription, at)):
             return 0
         started = time.perf_counter()
+        self._step_began = time.monotonic()
         # From the commit on: a batch that failed before is read again.
         subscription.seek(at)
         records = subscription.fetch(self._flush_limit, max_bytes=self._batch_bytes)
@@ -264,8 +270,12 @@ class ConsumerRunner:
                     continue
             wait = min(self._max_backoff, 2.0 ** (failures - 1)) if failures else self._poll
             # After a batch that took all there was, the next look waits for
-            # news too: an empty look costs about as much as a small batch.
+            # news too (an empty look costs about as much as a small batch),
+            # and comes no sooner than `min_step_seconds` after this batch
+            # began, so that small commits meanwhile make one batch.
             if failures or not (written and (self._cut or stopping)):
+                if written and not failures:
+                    self._stopping.wait(self._step_began + self._min_step - time.monotonic())
                 self._news.wait(wait)
 
     def _idle(self) -> bool:
