@@ -1,7 +1,7 @@
 """Write and check the lock files that `make run` and `make test` install from.
 
 - `requirements/run.lock`: what serving needs (the project's dependencies and
-  its `lake` extra), every package pinned with its hashes.
+  its `lake` and `postgres` extras), every package pinned with its hashes.
 - `requirements/test.lock`: the same pins plus the test tools (the `test`
   extra); `run.lock` is compiled with it as constraints, so the two agree.
 
@@ -32,8 +32,15 @@ PLATFORM = ("--python-version", "3.11", "--python-platform", "x86_64-unknown-lin
 # test.lock first: run.lock takes its pins as constraints, so the two agree
 # and the test tools' own requirements (moto's python-dateutil<3) bind both.
 LOCKS = {
-    "test.lock": ["--extra", "lake", "--extra", "test"],
-    "run.lock": ["--extra", "lake", "--constraint", "requirements/test.lock"],
+    "test.lock": ["--extra", "lake", "--extra", "postgres", "--extra", "test"],
+    "run.lock": [
+        "--extra",
+        "lake",
+        "--extra",
+        "postgres",
+        "--constraint",
+        "requirements/test.lock",
+    ],
 }
 
 

@@ -3,11 +3,18 @@
 Tests under tests/unit may not open sockets or SQLite files (the snuba rule):
 a test that needs them lives in tests/integration or tests/acceptance and is
 marked accordingly (the marker is added from the folder); a test of a service
-also carries its resource marker (`s3`; `postgres` and `nats` when they come).
+also carries its resource marker (`s3`, `postgres`; `nats` when it comes).
+
+PostgreSQL tests take `pg_dsn`: a database of their own on the server at
+127.0.0.1:5432 (trust auth, user `postgres`), made for the test and dropped
+after it. Without a server they are skipped, except under `CI`, where that
+fails the run.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 import socket
 import sqlite3
 import threading
@@ -32,7 +39,11 @@ TIERS = ("unit", "integration", "acceptance")
 
 
 # A resource marker per service fixture: `pytest -m s3` runs what needs S3.
-RESOURCE_FIXTURES = {"s3_endpoint": "s3"}
+RESOURCE_FIXTURES = {"s3_endpoint": "s3", "pg_dsn": "postgres"}
+PG_SERVER = "host=127.0.0.1 port=5432 user=postgres"
+# This run's databases: a prefix no other run shares, so cleaning up after a
+# crashed run never touches another's.
+PG_RUN = f"auditlake_test_{os.getpid()}_{secrets.token_hex(3)}"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -51,11 +62,19 @@ class BlockedIo:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.tried: list[str] = []
-        for owner, name, what in (
+        blocked: list[tuple[Any, str, str]] = [
             (socket.socket, "connect", "socket.connect"),
             (sqlite3, "connect", "sqlite3.connect"),
             (apsw, "Connection", "apsw.Connection"),
-        ):
+        ]
+        try:  # libpq opens its own sockets: refuse at psycopg's door
+            import psycopg
+
+            blocked += [(psycopg, "connect", "psycopg.connect")]
+            blocked += [(psycopg.Connection, "connect", "psycopg.Connection.connect")]
+        except ImportError:
+            pass
+        for owner, name, what in blocked:
             monkeypatch.setattr(owner, name, self._refusing(what))
 
     def _refusing(self, what: str) -> Any:
@@ -86,6 +105,42 @@ def _block_io_in_unit_tests(
     # probe): the attempt still fails the test.
     if (verdict := blocked.verdict()) is not None:
         pytest.fail(verdict)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """The PostgreSQL server's DSN (its `postgres` database); at the end of
+    the run, any database of this run still there is dropped."""
+    import psycopg
+
+    try:
+        psycopg.connect(f"{PG_SERVER} dbname=postgres", connect_timeout=5).close()
+    except psycopg.Error as exc:
+        message = f"no PostgreSQL server on 127.0.0.1:5432: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    yield f"{PG_SERVER} dbname=postgres"
+    with psycopg.connect(f"{PG_SERVER} dbname=postgres", autocommit=True) as conn:
+        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                            (f"{PG_RUN}%",)).fetchall()  # fmt: skip
+        for (name,) in rows:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)'.encode())
+
+
+@pytest.fixture
+def pg_dsn(pg_server: str) -> Iterator[str]:
+    """A fresh database of this test's own; dropped after it."""
+    import psycopg
+
+    name = f"{PG_RUN}_{secrets.token_hex(4)}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"'.encode())
+    try:
+        yield f"{PG_SERVER} dbname={name}"
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
 
 
 def free_port() -> int:

@@ -38,7 +38,8 @@ def test_the_contracts_hold(tmp_path: Path) -> None:
     ("module", "wrong", "contract"),
     [
         ("core/scratch.py", "import auditlake.web.app", "The core is pure"),
-        ("cli/scratch.py", "import auditlake.sqlite_db", "use the SQLite helper"),
+        ("cli/scratch.py", "import auditlake.sqlite_db", "use a database helper"),
+        ("web/scratch.py", "import auditlake.postgres_db", "use a database helper"),
         ("web/scratch.py", "from auditlake.store import sqlite", "names a concrete backend"),
         ("lake/scratch.py", "import auditlake.journal.sqlite_reader", "names a concrete backend"),
         ("vendors/scratch.py", "import auditlake.store.base", "Vendor code is pure"),

@@ -55,3 +55,14 @@ def test_swallows() -> None:
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*a unit test tried socket.connect: mark it integration*"])
+
+
+def test_a_postgres_connection_is_refused_in_a_unit_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libpq opens its own sockets, which socket.connect never sees."""
+    from auditlake.postgres_db import connect
+
+    guard = BlockedIo(monkeypatch)
+    with pytest.raises(RuntimeError, match="unit tests may not"):
+        connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+    assert guard.tried == ["psycopg.connect"]
+    guard.tried.clear()  # this test tried on purpose
