@@ -19,18 +19,24 @@ import pytest
 
 from auditlake.app import build_recorder
 from auditlake.config import Settings
+from auditlake.consumers.runner import ConsumerRunner
 from auditlake.consumers.sink import Batch
 from auditlake.core.event import EventInput, StoredEvent
 from auditlake.core.normalize import Limits, Origin, normalize
 from auditlake.core.query import Query, parse_query
+from auditlake.dead_letters import MemoryDeadLetters
 from auditlake.errors import Conflict, Overloaded, Unavailable
 from auditlake.journal.base import AppendResult
 from auditlake.journal.memory import MemoryEventLog
 from auditlake.journal.sqlite import SqliteJournal
 from auditlake.journal.sqlite_reader import SqliteJournalReader
+from auditlake.postgres_db import connect as connect_pg
+from auditlake.postgres_db import migrate as migrate_pg
 from auditlake.sqlite_db import connect
 from auditlake.store import sqlite as sqlite_store
 from auditlake.store.base import Page
+from auditlake.store.postgres import PostgresStore
+from auditlake.store.postgres_recorder import PostgresIndexSink
 from auditlake.store.recorder_process import RecorderProcess
 from auditlake.store.sqlite import SqliteStore
 from auditlake.store.sqlite_recorder import SqliteIndexSink
@@ -74,6 +80,51 @@ class SqlitePair:
         self.store.close()
 
 
+class PostgresPair:
+    """The embedded journal, the recorder's PostgreSQL sink on a runner in a
+    thread (woken by the journal's commits), and the PostgreSQL store."""
+
+    def __init__(self, folder: Path, dsn: str) -> None:
+        with connect_pg(dsn) as conn:
+            migrate_pg(conn, "store")
+        self.runner = ConsumerRunner(
+            "recorder", PostgresIndexSink(connect_pg(dsn, autocommit=True)),
+            SqliteJournalReader(folder / "journal.db"), MemoryDeadLetters(),
+            batch_events=1, batch_seconds=0.0,
+        )  # fmt: skip
+        self.journal = SqliteJournal(
+            folder / "journal.db", on_durable=lambda _head: self.runner.wake()
+        )
+        self.journal.start()
+        self.runner.start()
+        self.store = PostgresStore(dsn, pool_size=2)
+
+    def append(self, events: list[StoredEvent]) -> list[AppendResult]:
+        return self.journal.submit(events).result(timeout=10)
+
+    def append_keeping_first(self, events: list[StoredEvent]) -> list[AppendResult]:
+        return self.journal.submit(events, keep_first=True).result(timeout=10)
+
+    def get(self, tenant: str, event_id: str) -> bytes | None:
+        self._sync()
+        return self.store.get(tenant, event_id)
+
+    def search(self, query: Query) -> Page:
+        self._sync()
+        return self.store.search(query)
+
+    def _sync(self) -> None:
+        deadline = time.monotonic() + 10
+        while self.runner.committed() < self.journal.head():
+            assert time.monotonic() < deadline, "the PostgreSQL recorder did not catch up"
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        self.journal.close()
+        self.runner.close(timeout=10)
+        self.store.close()
+
+
 class MemoryPair(MemoryEventLog):
     def append(self, events: list[StoredEvent]) -> list[AppendResult]:
         return self.submit(events).result()
@@ -82,14 +133,18 @@ class MemoryPair(MemoryEventLog):
         return self.submit(events, keep_first=True).result()
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "memory":
         log = MemoryPair()
         log.start()
         yield log
         return
-    pair = SqlitePair(tmp_path)
+    pair: SqlitePair | PostgresPair
+    if request.param == "postgres":
+        pair = PostgresPair(tmp_path, request.getfixturevalue("pg_dsn"))
+    else:
+        pair = SqlitePair(tmp_path)
     yield pair
     pair.close()
 
@@ -280,6 +335,28 @@ def test_search_pages_agree_with_the_reference(
         assert params == {"q": "alp"} or len(expected) > 0
     finally:
         sqlite_pair.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("params", QUERIES, ids=[str(q) for q in QUERIES])
+def test_postgres_search_pages_agree_with_the_reference(
+    tmp_path: Path, params: dict[str, str], pg_dsn: str
+) -> None:
+    events = random_events(7, 300)
+    reference = MemoryPair()
+    reference.start()
+    pair = PostgresPair(tmp_path, pg_dsn)
+    try:
+        for chunk in range(0, 300, 60):
+            batch = events[chunk : chunk + 60]
+            reference.append(stored("acme", *batch))
+            pair.append(stored("acme", *batch))
+            pair.append(stored("noise", *batch))
+        expected, got = all_pages(reference, params), all_pages(pair, params)
+        assert got == expected
+        assert params == {"q": "alp"} or len(expected) > 0
+    finally:
+        pair.close()
 
 
 def all_pages(backend: Backend, params: dict[str, str]) -> list[str]:
