@@ -88,7 +88,7 @@ class PostgresPair:
         with connect_pg(dsn) as conn:
             migrate_pg(conn, "store")
         self.runner = ConsumerRunner(
-            "recorder", PostgresIndexSink(connect_pg(dsn, autocommit=True)),
+            "recorder", PostgresIndexSink(partial(connect_pg, dsn, autocommit=True)),
             SqliteJournalReader(folder / "journal.db"), MemoryDeadLetters(),
             batch_events=1, batch_seconds=0.0,
         )  # fmt: skip

@@ -5,6 +5,7 @@ taking turns on the position."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -14,6 +15,7 @@ import pytest
 from auditlake.consumers.sink import Batch
 from auditlake.core.event import EventInput
 from auditlake.core.normalize import Limits, Origin, normalize
+from auditlake.errors import Unavailable
 from auditlake.journal.base import Record
 from auditlake.postgres_db import connect, migrate
 from auditlake.store.postgres_recorder import PostgresIndexSink
@@ -34,7 +36,7 @@ def records(first: int, *events: dict[str, Any], tenant: str = "acme") -> list[R
 def sink(pg_dsn: str) -> Any:
     with connect(pg_dsn) as conn:
         migrate(conn, "store")
-    opened = PostgresIndexSink(connect(pg_dsn, autocommit=True))
+    opened = PostgresIndexSink(partial(connect, pg_dsn, autocommit=True))
     yield opened
     opened.close()
 
@@ -94,9 +96,10 @@ def test_a_redelivered_batch_and_a_repeated_key_are_stored_once(
 def test_two_recorders_take_turns_and_the_late_one_writes_nothing(
     sink: PostgresIndexSink, pg_dsn: str
 ) -> None:
-    other = PostgresIndexSink(connect(pg_dsn, autocommit=True))
+    other = PostgresIndexSink(partial(connect, pg_dsn, autocommit=True))
     try:
         batch = records(1, *({"id": f"s{n}"} for n in range(6)))
+        assert sink.position() == 0  # read before the other one writes
         other.write(Batch(batch[:4]))
         assert sink.position() == 0  # as this one last knew it
         sink.write(Batch(batch))  # learns 4 under the lock, stores only 5 - 6
@@ -104,3 +107,36 @@ def test_two_recorders_take_turns_and_the_late_one_writes_nothing(
         assert one(pg_dsn, "SELECT count(*), max(seq) FROM events") == [(6, 6)]
     finally:
         other.close()
+
+
+def test_a_nul_character_is_stored_as_u_fffd_in_the_columns_and_kept_in_the_body(
+    sink: PostgresIndexSink, pg_dsn: str
+) -> None:
+    batch = records(
+        1,
+        {"id": "n1", "actor": {"id": "u\u0000x", "name": "lit\\u0000eral"}},
+        {"id": "n2", "metadata": {"k": "a\u0000b"}, "targets": [{"id": "t\u0000"}]},
+    )
+    sink.write(Batch(batch))
+    columns = "SELECT actor_id, actor_name, metadata ->> 'k' FROM events ORDER BY seq"
+    assert one(pg_dsn, columns) == [
+        ("u\ufffdx", "lit\\u0000eral", None), (None, None, "a\ufffdb")
+    ]  # fmt: skip
+    assert one(pg_dsn, "SELECT target_id FROM event_targets") == [("t\ufffd",)]
+    assert one(pg_dsn, "SELECT body FROM events ORDER BY seq") == [(r.body,) for r in batch]
+
+
+def test_a_dropped_connection_is_transient_and_the_next_write_reconnects(
+    sink: PostgresIndexSink, pg_dsn: str
+) -> None:
+    sink.write(Batch(records(1, {"id": "r1"})))
+    # The server ends the recorder's session (a restart, a failover).
+    one(pg_dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid != pg_backend_pid()")  # fmt: skip
+    retried = Batch(records(2, {"id": "r2"}, {"id": "r3"}))
+    with pytest.raises(Unavailable, match="unreachable") as caught:
+        sink.write(retried)
+    assert caught.value.transient
+    sink.write(retried)  # as the runner retries it: a new connection
+    assert one(pg_dsn, "SELECT id FROM events ORDER BY seq") == [("r1",), ("r2",), ("r3",)]
+    assert sink.position() == 3

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
@@ -23,8 +25,9 @@ import msgspec
 from auditlake.consumers.sink import Batch
 from auditlake.core.event import Event, search_text
 from auditlake.core.words import search_words
+from auditlake.errors import Unavailable
 from auditlake.journal.base import Record
-from auditlake.postgres_db import query
+from auditlake.postgres_db import query, redact
 
 if TYPE_CHECKING:
     import psycopg
@@ -41,29 +44,36 @@ Row = tuple[Any, ...]
 
 
 class PostgresIndexSink:
-    """`PositionedSink` writing journal events into the PostgreSQL store."""
+    """`PositionedSink` writing journal events into the PostgreSQL store.
 
-    def __init__(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
-        from psycopg.types.json import set_json_dumps
+    `connect` opens an autocommit connection (`postgres_db.connect`); a lost
+    connection (a server restart, a dropped link) is a transient
+    Unavailable, and the next write connects again: the runner retries the
+    batch, and the position decides what is still to write.
+    """
 
-        self._conn = conn
-        set_json_dumps(msgspec.json.encode, context=conn)  # Structs as they are stored
-        with conn.transaction():
-            conn.execute(query("store", "create_position"), (CONSUMER,))
-            row = conn.execute(query("store", "get_position"), (CONSUMER,)).fetchone()
-        # As this sink last wrote or read it: only another recorder moves it,
-        # which `_commit` notices under the row's lock.
-        self._position = _bigint(row)
+    def __init__(self, connect: Callable[[], psycopg.Connection[tuple[object, ...]]]) -> None:
+        self._connect = connect
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        # As this sink last wrote or read it (-1: not read yet); only another
+        # recorder moves it, which `_commit` notices under the row's lock.
+        self._position = -1
 
     def position(self) -> int:
         """The last journal position this sink wrote or read in the store
-        (0 for none); only another recorder moves it further."""
+        (0 for none); only another recorder moves it further. Unavailable
+        while the store cannot be reached the first time."""
+        if self._position < 0:
+            with self._connection() as conn, conn.transaction():
+                conn.execute(query("store", "create_position"), (CONSUMER,))
+                row = conn.execute(query("store", "get_position"), (CONSUMER,)).fetchone()
+            self._position = _bigint(row)
         return self._position
 
     def write(self, batch: Batch) -> None:
         """Store the batch's records after the stored position and move it
         to `batch.end`."""
-        while (after := self._position) < batch.end:
+        while (after := self.position()) < batch.end:
             start = bisect.bisect_right(batch.records, after, key=_position)
             if self._commit(rows(batch.decoded(start)), after, batch.end):
                 return
@@ -72,8 +82,7 @@ class PostgresIndexSink:
         """Write `new_rows` and move the position from `after` to `end`;
         False (nothing written, the position read again) if another
         recorder moved it meanwhile."""
-        conn = self._conn
-        with conn.transaction():
+        with self._connection() as conn, conn.transaction():
             locked = conn.execute(query("store", "lock_position"), (CONSUMER,)).fetchone()
             stored = _bigint(locked)
             if stored != after:
@@ -92,7 +101,26 @@ class PostgresIndexSink:
 
     def close(self) -> None:
         """Close the connection (the position stays stored)."""
-        self._conn.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+        """The connection (opened if needed); a lost one is closed and
+        reported as Unavailable."""
+        import psycopg
+        from psycopg.types.json import set_json_dumps
+
+        if self._conn is None:
+            conn = self._connect()
+            set_json_dumps(msgspec.json.encode, context=conn)  # Structs as they are stored
+            self._conn = conn
+        try:
+            yield self._conn
+        except psycopg.OperationalError as exc:
+            self.close()
+            raise Unavailable(f"the PostgreSQL store is unreachable: {redact(str(exc))}") from None
 
 
 def rows(decoded: Iterable[tuple[Record, Event]]) -> list[Row]:
@@ -101,7 +129,11 @@ def rows(decoded: Iterable[tuple[Record, Event]]) -> list[Row]:
 
 
 def event_row(record: Record, event: Event) -> Row:
-    """One event as the columns of `incoming` (see COPY_TYPES)."""
+    """One event as the columns of `incoming` (see COPY_TYPES). PostgreSQL's
+    text and jsonb cannot hold a NUL character: the typed columns get U+FFFD
+    in its place; `body` keeps the event as it was accepted."""
+    if _ESCAPED_NUL in record.body:
+        event = _decode_event(_NUL.sub(rb"\1\\ufffd", record.body))
     actor, context, error = event.actor, event.context, event.error
     return (
         record.position, event.tenant, event.id, event.action, event.occurred_at,
@@ -115,6 +147,12 @@ def event_row(record: Record, event: Event) -> Row:
         event.targets, event.metadata, event.raw,
         sorted(set(search_words(search_text(event)))), record.body,
     )  # fmt: skip
+
+
+_ESCAPED_NUL = b"\\u0000"
+# A JSON escape of NUL, not the text `\u0000` (an escaped backslash before it).
+_NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+_decode_event = msgspec.json.Decoder(Event).decode
 
 
 def _ip(value: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
