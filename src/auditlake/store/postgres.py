@@ -34,13 +34,25 @@ class PostgresStore:
     """`EventStore` over the PostgreSQL store, through a connection pool."""
 
     def __init__(
-        self, dsn: str, *, pool_size: int = 8, budget_seconds: float = SEARCH_CPU_SECONDS
+        self,
+        dsn: str,
+        *,
+        pool_size: int = 8,
+        budget_seconds: float = SEARCH_CPU_SECONDS,
+        wait_seconds: float = 10.0,
     ) -> None:
+        """`wait_seconds`: how long a read waits for a connection (all busy,
+        or the server unreachable) before it is Unavailable (503)."""
         from psycopg_pool import ConnectionPool
 
         self._budget = budget_seconds
         self._pool: ConnectionPool[psycopg.Connection[tuple[object, ...]]] = ConnectionPool(
-            dsn, min_size=1, max_size=pool_size, kwargs={"autocommit": True}, open=False
+            dsn,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True},
+            timeout=wait_seconds,
+            open=False,
         )
         self._pool.open(wait=False)
 
