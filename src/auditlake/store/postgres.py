@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 from auditlake.core.query import SEARCH_CPU_SECONDS, Position, Query, too_costly
 from auditlake.core.words import search_words
 from auditlake.errors import Unavailable
-from auditlake.postgres_db import redact
+from auditlake.postgres_db import query, redact
 from auditlake.store.base import Page
 
 if TYPE_CHECKING:
@@ -58,11 +58,7 @@ class PostgresStore:
 
     def get(self, tenant: str, event_id: str) -> bytes | None:
         """The stored JSON of one event of this tenant, or None."""
-        row = self._one(
-            b"SELECT e.body FROM event_keys k JOIN events e ON e.occurred_at = k.occurred_at"
-            b" AND e.seq = k.seq AND e.tenant = k.tenant WHERE k.tenant = %s AND k.id = %s",
-            (tenant, event_id),
-        )
+        row = self._one(query("store", "get_event"), (tenant, event_id))
         return None if row is None else bytes(cast(bytes, row[0]))
 
     def search(self, q: Query) -> Page:
@@ -73,8 +69,8 @@ class PostgresStore:
         sql, params = build_search(q)
         try:
             with self._pool.connection() as conn, conn.transaction():
-                conn.execute(b"SELECT set_config('statement_timeout', %s, true)",
-                             (f"{int(self._budget * 1000)}ms",))  # fmt: skip
+                budget = f"{int(self._budget * 1000)}ms"
+                conn.execute(query("store", "set_budget"), (budget,))
                 rows = conn.execute(sql, params).fetchall()
         except psycopg.errors.QueryCanceled:
             raise too_costly(self._budget) from None
@@ -88,7 +84,7 @@ class PostgresStore:
 
     def ping(self) -> None:
         """Raise if the store cannot be read."""
-        self._one(b"SELECT 1 FROM events LIMIT 1", ())
+        self._one(query("store", "ping"), ())
 
     def close(self) -> None:
         """Close the pool's connections."""

@@ -45,3 +45,15 @@ WITH new AS (
 INSERT INTO event_targets (tenant, target_id, target_type, occurred_at, seq)
 SELECT s.tenant, t.value ->> 'id', t.value ->> 'type', s.occurred_at, s.seq
 FROM stored s, jsonb_array_elements(s.targets) AS t;
+
+-- name: get_event
+SELECT e.body FROM event_keys k
+JOIN events e ON e.occurred_at = k.occurred_at AND e.seq = k.seq AND e.tenant = k.tenant
+WHERE k.tenant = %s AND k.id = %s;
+
+-- The search budget, for the rest of the transaction.
+-- name: set_budget
+SELECT set_config('statement_timeout', %s, true);
+
+-- name: ping
+SELECT 1 FROM events LIMIT 1;
