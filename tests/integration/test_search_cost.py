@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
-from tests.integration.test_backend_contract import SqlitePair, stored
+from tests.backend_pairs import SqlitePair, stored
 
 from auditlake.core.query import MAX_Q_CHARS, MAX_Q_WORDS, Filters, Query
 from auditlake.errors import InvalidInput

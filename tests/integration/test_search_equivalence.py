@@ -13,7 +13,7 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.integration.test_backend_contract import SqlitePair, stored
+from tests.backend_pairs import SqlitePair, stored
 
 from auditlake.core.event import Event, StoredEvent, search_text
 from auditlake.core.query import Filters, Query, parse_query
