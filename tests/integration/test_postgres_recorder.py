@@ -12,12 +12,16 @@ import msgspec
 import psycopg
 import pytest
 
+from auditlake.consumers.runner import ConsumerRunner
 from auditlake.consumers.sink import Batch
-from auditlake.core.event import EventInput
+from auditlake.core.event import Event, EventInput
 from auditlake.core.normalize import Limits, Origin, normalize
+from auditlake.dead_letters import MemoryDeadLetters
 from auditlake.errors import Unavailable
 from auditlake.journal.base import Record
+from auditlake.journal.memory import MemoryEventLog
 from auditlake.postgres_db import connect, migrate
+from auditlake.store import postgres_recorder
 from auditlake.store.postgres_recorder import PostgresIndexSink
 
 RECEIVED = datetime(2026, 11, 30, 12, tzinfo=UTC)
@@ -139,4 +143,30 @@ def test_a_dropped_connection_is_transient_and_the_next_write_reconnects(
     assert caught.value.transient
     sink.write(retried)  # as the runner retries it: a new connection
     assert one(pg_dsn, "SELECT id FROM events ORDER BY seq") == [("r1",), ("r2",), ("r3",)]
+    assert sink.position() == 3
+
+
+def test_a_value_the_store_refuses_is_set_aside_and_the_rest_stored(
+    sink: PostgresIndexSink, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(record: Record, event: Event) -> tuple[Any, ...]:
+        row = original(record, event)
+        if event.id == "bad":  # a NUL in the actor's name, as if one slipped through
+            return (*row[:12], "a\x00b", *row[13:])
+        return row
+
+    original = postgres_recorder.event_row
+    monkeypatch.setattr(postgres_recorder, "event_row", refused)
+    journal = MemoryEventLog()
+    journal.start()
+    origin = Origin("acme", "key:t", "api", RECEIVED)
+    inputs = [msgspec.convert({"id": i, "action": "x"}, EventInput) for i in ("g1", "bad", "g2")]
+    journal.submit(normalize(inputs, origin, Limits())).result()
+    letters = MemoryDeadLetters()
+    runner = ConsumerRunner("recorder", sink, journal, letters)
+    assert runner.step(flush=True) == 3
+    assert one(pg_dsn, "SELECT id FROM events ORDER BY seq") == [("g1",), ("g2",)]
+    assert [(d.position, "cannot hold" in d.reason) for d in letters.letters("recorder")] == [
+        (2, True)
+    ]
     assert sink.position() == 3

@@ -25,7 +25,7 @@ import msgspec
 from auditlake.consumers.sink import Batch
 from auditlake.core.event import Event, search_text
 from auditlake.core.words import search_words
-from auditlake.errors import Unavailable
+from auditlake.errors import AuditlakeError, Unavailable
 from auditlake.journal.base import Record
 from auditlake.postgres_db import query, redact
 
@@ -49,7 +49,10 @@ class PostgresIndexSink:
     `connect` opens an autocommit connection (`postgres_db.connect`); a lost
     connection (a server restart, a dropped link) is a transient
     Unavailable, and the next write connects again: the runner retries the
-    batch, and the position decides what is still to write.
+    batch, and the position decides what is still to write. A value the
+    store refuses (PostgreSQL's DataError) is a permanent AuditlakeError, so
+    the runner sets that event aside in the dead letters instead of
+    retrying the batch for ever.
     """
 
     def __init__(self, connect: Callable[[], psycopg.Connection[tuple[object, ...]]]) -> None:
@@ -121,6 +124,8 @@ class PostgresIndexSink:
         except psycopg.OperationalError as exc:
             self.close()
             raise Unavailable(f"the PostgreSQL store is unreachable: {redact(str(exc))}") from None
+        except psycopg.DataError as exc:  # permanent: the runner finds the event and sets it aside
+            raise AuditlakeError(f"the PostgreSQL store cannot hold an event: {exc}") from None
 
 
 def rows(decoded: Iterable[tuple[Record, Event]]) -> list[Row]:
