@@ -59,6 +59,25 @@ class Filters(msgspec.Struct, frozen=True):
     until_us: int | None = None
     q: str | None = None
 
+    def equalities(self) -> list[tuple[str, str]]:
+        """The (column, value) pairs a stored event's columns must equal,
+        for the filters given (column names as both stores call them)."""
+        pairs = (
+            ("action", self.action),
+            ("actor_id", self.actor_id),
+            ("actor_type", self.actor_type),
+            ("outcome", self.outcome),
+            ("source", self.source),
+        )
+        return [(column, value) for column, value in pairs if value is not None]
+
+    def action_range(self) -> tuple[str, str] | None:
+        """`action_prefix` as a range [low, high) of code points, which an
+        index on action serves where LIKE would not."""
+        if self.action_prefix is None:
+            return None
+        return self.action_prefix, self.action_prefix + "\U0010ffff"
+
 
 class Position(msgspec.Struct, frozen=True, array_like=True):
     """Where a page ended: the sort key of its last event.

@@ -106,19 +106,12 @@ def build_search(q: Query) -> tuple[bytes, list[Any]]:
     f = q.filters
     where: list[str] = ["e.tenant = %s"]
     params: list[Any] = [q.tenant]
-    for column, value in (
-        ("e.action", f.action),
-        ("e.actor_id", f.actor_id),
-        ("e.actor_type", f.actor_type),
-        ("e.outcome", f.outcome),
-        ("e.source", f.source),
-    ):
-        if value is not None:
-            where.append(f"{column} = %s")
-            params.append(value)
-    if f.action_prefix is not None:  # a range in the C collation: the index serves it
+    for name, equal in f.equalities():
+        where.append(f"e.{name} = %s")
+        params.append(equal)
+    if (bounds := f.action_range()) is not None:  # in the C collation: the index serves it
         where.append("e.action >= %s AND e.action < %s")
-        params += [f.action_prefix, f.action_prefix + "\U0010ffff"]
+        params += bounds
     if f.since_us is not None:
         where.append("e.occurred_at >= %s")
         params.append(moment(f.since_us))

@@ -120,20 +120,12 @@ def build_search(q: Query, *, few_targets: bool = False) -> tuple[str, list[Any]
     f = q.filters
     where: list[str] = ["e.tenant = ?"]
     params: list[Any] = [q.tenant]
-    for column, value in (
-        ("e.action", f.action),
-        ("e.actor_id", f.actor_id),
-        ("e.actor_type", f.actor_type),
-        ("e.outcome", f.outcome),
-        ("e.source", f.source),
-    ):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if f.action_prefix is not None:
-        # A range, not LIKE, so an index on action can serve it.
+    for name, equal in f.equalities():
+        where.append(f"e.{name} = ?")
+        params.append(equal)
+    if (bounds := f.action_range()) is not None:
         where.append("e.action >= ? AND e.action < ?")
-        params += [f.action_prefix, f.action_prefix + "\U0010ffff"]
+        params += bounds
     if f.since_us is not None:
         where.append("e.occurred_us >= ?")
         params.append(f.since_us)
